@@ -1,0 +1,33 @@
+"""Shared command-line plumbing: user errors become one message and exit status 2.
+
+A :class:`~mdreg.errors.UserError` (bad recipe, override, name, path or value) prints
+``error: <message>`` and exits 2 without a traceback, unless ``--verbose`` is given or
+``MDREG_DEBUG=1`` is set. Other exceptions are bugs and keep their traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+from mdreg.errors import UserError
+
+
+def debug_enabled(argv: list[str]) -> bool:
+    return "--verbose" in argv or "-v" in argv or os.environ.get("MDREG_DEBUG", "") not in ("", "0")
+
+
+def run_cli(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        code = main(argv)
+    except UserError as exc:
+        if debug_enabled(argv):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+

@@ -1,0 +1,125 @@
+"""Load a recipe: a Python file whose top-level dicts form the config tree.
+
+A recipe file is executed in a fresh namespace. Its top-level values that are dicts,
+lists or config nodes (``DictConfig``/``ListConfig``) become the tree's top-level keys;
+names starting with ``_``, scalars, modules, functions and classes are the file's own
+helpers. Recipes inherit by importing other recipe files and mutating what they import:
+
+    from .common.maskdm import model, train       # relative imports need no __init__.py
+    model.depth = 16
+
+Every relative import executes the imported file afresh, so two recipes that import and
+mutate the same base never see each other's changes. After loading, the tree is in struct
+mode: overriding a key that does not exist is an error (see :mod:`mdreg.config.overrides`).
+"""
+from __future__ import annotations
+
+import builtins
+import traceback
+import types
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from mdreg.config.lazy import node
+from mdreg.errors import ConfigError, did_you_mean
+
+_LOADING: list[Path] = []
+
+
+def _recipe_error(path: Path, exc: BaseException) -> ConfigError:
+    """A one-line error pointing at the recipe line that raised."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).suffix == ".py"
+              and Path(f.filename).resolve() in {p.resolve() for p in _LOADING}]
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(path)
+    if isinstance(exc, ConfigError):
+        return ConfigError(f"{where}: {exc}")
+    return ConfigError(f"{where}: {type(exc).__name__}: {exc} (while loading recipe {path})")
+
+
+def _missing_recipe(path: Path) -> ConfigError:
+    folder = path.parent if path.parent.is_dir() else Path("recipes")
+    candidates = sorted(p.name for p in folder.glob("*.py")) if folder.is_dir() else []
+    hint = did_you_mean(path.name, candidates)
+    return ConfigError(f"recipe file {str(path)!r} does not exist{hint}"
+                       + (f"; recipes in {folder}/: {', '.join(candidates)}" if candidates and not hint else ""))
+
+
+def _execute(path: Path) -> dict[str, Any]:
+    """Run one recipe file and return its namespace."""
+    path = Path(path)
+    if not path.is_file():
+        raise _missing_recipe(path)
+    if path.resolve() in [p.resolve() for p in _LOADING]:
+        chain = " -> ".join(str(p) for p in [*_LOADING, path])
+        raise ConfigError(f"recipe import cycle: {chain}")
+    source = path.read_text()
+    try:
+        code = compile(source, str(path), "exec")
+    except SyntaxError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: syntax error in recipe: {exc.msg}") from None
+    namespace: dict[str, Any] = {"__file__": str(path), "__name__": f"mdreg_recipe.{path.stem}",
+                                 "__builtins__": {**builtins.__dict__, "__import__": _import_hook(path)}}
+    _LOADING.append(path)
+    try:
+        exec(code, namespace)
+    except ConfigError as exc:
+        if str(exc).split(":")[0].endswith(".py"):
+            raise
+        raise _recipe_error(path, exc) from None
+    except Exception as exc:
+        raise _recipe_error(path, exc) from None
+    finally:
+        _LOADING.pop()
+    return namespace
+
+
+def _import_hook(path: Path):
+    """``__import__`` for a recipe: relative imports load sibling recipe files."""
+    real_import = builtins.__import__
+
+    def hook(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0:
+            return real_import(name, globals, locals, fromlist, level)
+        base = path.parent
+        for _ in range(level - 1):
+            base = base.parent
+        target = base.joinpath(*name.split(".")) if name else base
+        if name and target.with_suffix(".py").is_file():
+            module = _as_module(target.with_suffix(".py"))
+            return module
+        if target.is_dir():  # `from . import base` / `from .common import maskdm`
+            module = types.ModuleType(str(target))
+            for item in fromlist or ():
+                sub = target / f"{item}.py"
+                if not sub.is_file():
+                    raise ConfigError(f"{path}: cannot import {item!r} from {target}: no file {sub}")
+                setattr(module, item, _as_module(sub))
+            return module
+        raise ConfigError(f"{path}: relative import {'.' * level}{name}: no recipe file "
+                          f"{target.with_suffix('.py')}")
+
+    return hook
+
+
+def _as_module(path: Path) -> types.ModuleType:
+    module = types.ModuleType(f"mdreg_recipe.{path.stem}")
+    module.__dict__.update(_execute(path))
+    return module
+
+
+def _is_config_value(name: str, value: Any) -> bool:
+    return not name.startswith("_") and isinstance(value, (dict, list, DictConfig, ListConfig))
+
+
+def load_recipe(path: str | Path) -> DictConfig:
+    """Execute ``path`` and return its config tree (struct mode)."""
+    namespace = _execute(Path(path))
+    tree = {k: v for k, v in namespace.items() if _is_config_value(k, v)}
+    if not tree:
+        raise ConfigError(f"{path}: the recipe defines no config (top-level dicts such as model = L(...)(...), "
+                          f"train = dict(...))")
+    cfg = node(tree)
+    OmegaConf.set_struct(cfg, True)
+    return cfg

@@ -1,0 +1,2 @@
+"""Noise schedules, objectives, preconditioning and samplers."""
+from mdreg.diffusion import objectives, samplers, schedules  # noqa: F401

@@ -1,0 +1,70 @@
+"""Training objectives of the discrete (DDPM) family.
+
+Every objective is called as ``objective(net, x0, y=None, ids_keep=None, generator=None)``
+and returns a :class:`LossOutput`; ``objective.model_fn(net, y, guidance_scale)`` gives
+samplers the matching prediction function. ``ids_keep`` (B, K) lists the visible patch
+tokens (from a masker); ``None`` means no masking.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from mdreg.diffusion.model_fn import EpsModel
+from mdreg.models.layers import gather_tokens, patchify
+from mdreg.registry import OBJECTIVES
+from mdreg.rng import randn
+
+
+@dataclass
+class LossOutput:
+    """The scalar loss to minimise and detached per-step metrics to log."""
+
+    loss: torch.Tensor
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class EpsilonObjective:
+    """Shared machinery: noise x0 at uniform timesteps and regress epsilon."""
+
+    visible_only = False
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None, ids_keep: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> LossOutput:
+        t = self.schedule.sample_timesteps(x0.shape[0], generator, x0.device)
+        noise = randn(x0.shape, generator, x0.device, x0.dtype)
+        x_t = self.schedule.add_noise(x0, t, noise)
+        pred = net(x_t, t.to(x0.dtype), y, ids_keep=ids_keep)
+        err = (pred.float() - noise.float()) ** 2
+        if ids_keep is not None and self.visible_only:
+            per_token = patchify(err, net.patch_size).mean(-1)  # (B, N)
+            loss = gather_tokens(per_token.unsqueeze(-1), ids_keep).mean()
+        elif ids_keep is not None:
+            raise ValueError(f"{type(self).__name__} trains on all pixels but the stage masks tokens; "
+                             f"use objective 'mdsm' for masked pre-training or masker 'none'")
+        else:
+            loss = err.mean()
+        return LossOutput(loss, {"loss": loss.detach()})
+
+    def model_fn(self, net, y: torch.Tensor | None = None, guidance_scale: float = 1.0) -> EpsModel:
+        return EpsModel(net, self.schedule, y, guidance_scale)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.schedule!r})"
+
+
+@OBJECTIVES.register("dsm", aliases=("ddpm",))
+class DSM(EpsilonObjective):
+    """Denoising score matching, epsilon form (MaskDM eq. 1): E ||eps - eps_theta(x_t, t)||^2 over all pixels."""
+
+
+@OBJECTIVES.register("mdsm")
+class MDSM(EpsilonObjective):
+    """Masked DSM (MaskDM eq. 4): the eq. 1 loss on the visible patches only; masked patches
+    never enter the network and contribute nothing (not even zero targets)."""
+
+    visible_only = True

@@ -1,0 +1,77 @@
+"""Noise schedules of the discrete variance-preserving process (DDPM, Ho et al. 2020).
+
+``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` with ``abar_t = prod_{s<=t} (1 - beta_s)``
+(MaskDM eq. 1/4 use this forward process). Timesteps are integers ``0 .. T-1``.
+Buffers are float64; values are cast to the data's dtype at use.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mdreg.registry import NOISE_SCHEDULES
+from mdreg.rng import randint
+
+
+class DiscreteSchedule:
+    """A DDPM forward process given by its betas."""
+
+    kind = "discrete"
+
+    def __init__(self, betas: torch.Tensor):
+        betas = betas.to(torch.float64)
+        if betas.ndim != 1 or not bool(((betas > 0) & (betas < 1)).all()):
+            raise ValueError("betas must be a 1-D tensor with values in (0, 1)")
+        self.betas = betas
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        self.num_timesteps = len(betas)
+
+    def abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """alpha-bar at integer timesteps ``t`` (B,), shaped to broadcast against ``like``.
+        ``t = -1`` means "before the first step" (alpha-bar = 1), used by samplers."""
+        table = torch.cat([self.alphas_cumprod.new_ones(1), self.alphas_cumprod]).to(like.device)
+        out = table[(t + 1).long().to(like.device)]
+        return out.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
+
+    def sample_timesteps(self, batch: int, generator: torch.Generator | None = None,
+                         device: torch.device | str = "cpu") -> torch.Tensor:
+        """Uniform integer timesteps in [0, T)."""
+        return randint(0, self.num_timesteps, (batch,), generator, device)
+
+    def add_noise(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """q(x_t | x_0): ``sqrt(abar_t) x0 + sqrt(1 - abar_t) noise``."""
+        a = self.abar(t, x0)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def x0_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        a = self.abar(t, x_t)
+        return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+
+    def eps_from_x0(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        a = self.abar(t, x_t)
+        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(T={self.num_timesteps})"
+
+
+@NOISE_SCHEDULES.register("ddpm_linear", aliases=("linear",))
+class DDPMLinear(DiscreteSchedule):
+    """DDPM linear betas from 1e-4 to 0.02 over T=1000 steps (Ho et al. 2020, sec. 4; MaskDM Table 5 "linear")."""
+
+    def __init__(self, num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02):
+        self.beta_start, self.beta_end = beta_start, beta_end
+        super().__init__(torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64))
+
+
+@NOISE_SCHEDULES.register("ddpm_cosine", aliases=("cosine",))
+class DDPMCosine(DiscreteSchedule):
+    """Cosine alpha-bar of Nichol & Dhariwal 2021 (eq. 17, s=0.008, betas clipped at 0.999); MaskDM Table 5 "cosine"."""
+
+    def __init__(self, num_timesteps: int = 1000, s: float = 0.008, max_beta: float = 0.999):
+        self.s = s
+        steps = torch.arange(num_timesteps + 1, dtype=torch.float64) / num_timesteps
+        f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+        betas = (1 - f[1:] / f[:-1]).clamp(max=max_beta)
+        super().__init__(betas)

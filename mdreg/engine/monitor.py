@@ -1,0 +1,88 @@
+"""What a running stage reports: tensorboard scalars, ``metrics.jsonl`` and a progress line.
+
+Only rank 0 writes. Every ``log_every`` steps it records the mean loss over the interval,
+the lr, the gradient norm and the training throughput (images/s), and prints a progress
+line with an ETA (rewritten in place on a terminal, one line per log otherwise).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def format_eta(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}"
+
+
+class Monitor:
+    """Writes the logs of one stage into ``folder``."""
+
+    def __init__(self, folder: str | Path, stage: str, total_steps: int, enabled: bool = True, stream=None):
+        self.folder, self.stage, self.total, self.enabled = Path(folder), stage, total_steps, enabled
+        self.stream = stream or sys.stdout
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._writer = None
+        self._t0 = self._t_last = time.perf_counter()
+        self._step0 = None
+        if enabled:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            from torch.utils.tensorboard import SummaryWriter
+            self._writer = SummaryWriter(log_dir=str(self.folder))
+            self._jsonl = open(self.folder / "metrics.jsonl", "a")
+
+    def start(self, step: int) -> None:
+        self._step0, self._t0 = step, time.perf_counter()
+        self._t_last = self._t0
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        """Record ``scalars`` (already averaged over the interval) at ``step``."""
+        if not self.enabled:
+            return
+        for key, value in scalars.items():
+            self._writer.add_scalar(f"{self.stage}/{key}", value, step)
+        self._jsonl.write(json.dumps({"stage": self.stage, "step": step, "time": time.time(), **scalars}) + "\n")
+        self._jsonl.flush()
+        self.progress(step, scalars)
+
+    def progress(self, step: int, scalars: dict[str, float]) -> None:
+        now = time.perf_counter()
+        done = step - (self._step0 or 0)
+        rate = done / max(now - self._t0, 1e-9)
+        eta = (self.total - step) / rate if rate > 0 else 0.0
+        width = 24
+        filled = int(width * step / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        parts = [f"[{self.stage}] [{bar}] {step}/{self.total}"]
+        for key in ("loss", "lr", "grad_norm", "images_per_s"):
+            if key in scalars:
+                v = scalars[key]
+                parts.append(f"{key} {v:.3g}" if key != "images_per_s" else f"{v:.1f} img/s")
+        parts.append(f"ETA {format_eta(eta)}")
+        line = "  ".join(parts)
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if step >= self.total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def image(self, tag: str, grid, step: int) -> None:
+        if self.enabled:
+            self._writer.add_image(f"{self.stage}/{tag}", grid, step)
+
+    def event(self, record: dict[str, Any]) -> None:
+        """A non-scalar record (e.g. stage start/end, an FID result) in metrics.jsonl."""
+        if self.enabled:
+            self._jsonl.write(json.dumps({"stage": self.stage, "time": time.time(), **record}) + "\n")
+            self._jsonl.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._writer.flush()
+            self._writer.close()
+            self._jsonl.close()
+            self.enabled = False

@@ -1,0 +1,26 @@
+"""Sample grids: a batch of images in [-1, 1] written as one PNG."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] -> (3, H', W') grid in [0, 1] (2-pixel padding)."""
+    images = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
+    return make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> torch.Tensor:
+    """Write the grid PNG (via a temporary name, so a crash leaves no half PNG); returns the grid."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = image_grid(images, nrow)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    save_image(grid, tmp)
+    tmp.replace(path)
+    return grid

@@ -1,0 +1,41 @@
+"""What the launcher prints: the plan of a run (dry run) and where its outputs landed."""
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+from tabulate import tabulate
+
+from mdreg.launch.plan import RunPlan
+
+
+def plan_table(plans: list[RunPlan]) -> str:
+    rows = []
+    for plan in plans:
+        for stage in plan.stages:
+            rows.append([plan.run_name, stage.name, stage.steps, stage.batch_size, stage.init_from or "-",
+                         str(stage.folder)])
+    return tabulate(rows, headers=["run", "stage", "steps", "global batch", "init from", "output"])
+
+
+def describe_plans(plans: list[RunPlan], show_config: bool = True) -> str:
+    parts = []
+    if show_config and len(plans) == 1:
+        parts.append("# resolved config\n" + OmegaConf.to_yaml(plans[0].cfg, resolve=True))
+    for plan in plans:
+        for note in plan.notes:
+            parts.append(f"note: {note}")
+    parts.append(f"# plan: {len(plans)} run(s) of {plans[0].recipe}\n" + plan_table(plans))
+    return "\n".join(parts)
+
+
+def outputs_summary(plan: RunPlan) -> str:
+    lines = [f"run directory: {plan.run_dir}", f"  config.yaml, meta.yaml"]
+    for stage in plan.stages:
+        lines.append(f"  {stage.name}/: checkpoints/ (last -> {read_last(stage.folder)}), samples/*.png, "
+                     f"metrics.jsonl, tensorboard events")
+    lines.append(f"tensorboard --logdir {plan.run_dir}")
+    return "\n".join(lines)
+
+
+def read_last(folder) -> str:
+    pointer = folder / "checkpoints" / "last"
+    return pointer.read_text().strip() if pointer.is_file() else "none"

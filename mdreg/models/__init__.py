@@ -1,0 +1,2 @@
+"""Backbones: U-ViT/MaskDM (``uvit``), DiT (``dit``), MaskDiT (``maskdit``)."""
+from mdreg.models import uvit  # noqa: F401

@@ -1,0 +1,237 @@
+"""Named registries of components: ``@BACKBONES.register("maskdit")`` and friends.
+
+A registry maps a name (and its aliases) to a class or function. Config trees refer to a
+registered component as ``"kind:name"`` (e.g. ``"backbone:maskdm_s"``), so a recipe never
+imports the component itself and a YAML dump stays readable. All built-in components are
+registered when :mod:`mdreg` is imported; third-party modules are imported with
+``--import my.module`` or through the ``mdreg.components`` entry-point group, so "unknown
+name" can only mean a typo, and the error lists the closest names.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from mdreg.errors import RegistryError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered component."""
+
+    kind: str
+    name: str
+    obj: Any
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """The ``kind:name`` string that config trees use to refer to this entry."""
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def dotted_path(self) -> str:
+        return f"{self.obj.__module__}.{self.obj.__qualname__}"
+
+    @property
+    def summary(self) -> str:
+        """First line of the docstring."""
+        doc = inspect.getdoc(self.obj) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    @property
+    def signature(self) -> str:
+        return format_signature(self.obj)
+
+    @property
+    def source(self) -> str:
+        try:
+            path = inspect.getsourcefile(self.obj) or "?"
+            line = inspect.getsourcelines(self.obj)[1]
+        except (OSError, TypeError):
+            return "?"
+        return f"{path}:{line}"
+
+
+def format_signature(obj: Any) -> str:
+    """``(a: int = 1, b: float | None = None)`` with annotations shown as written."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return "(...)"
+    parts = []
+    for p in sig.parameters.values():
+        text = p.name if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) else ("*" if p.kind is p.VAR_POSITIONAL
+                                                                                else "**") + p.name
+        if p.annotation is not p.empty:
+            ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", p.annotation)
+            text += f": {ann}"
+        if p.default is not p.empty:
+            text += f" = {p.default!r}"
+        parts.append(text)
+    return "(" + ", ".join(parts) + ")"
+
+
+class Registry:
+    """Maps names to components of one kind (backbone, masker, ...)."""
+
+    def __init__(self, kind: str, description: str = ""):
+        self.kind = kind
+        self.description = description
+        self._entries: dict[str, Entry] = {}
+        self._aliases: dict[str, str] = {}
+
+    # -- registration ------------------------------------------------------------
+    def register(self, name: str | Callable | None = None, *, aliases: tuple[str, ...] | list[str] = (),
+                 force: bool = False):
+        """Decorator: ``@REG.register``, ``@REG.register("name", aliases=("n",))``.
+
+        The name defaults to the object's ``__name__`` lower-cased. Registering a name or
+        alias that is taken raises :class:`RegistryError` unless ``force=True``, which
+        replaces the old entry (and drops its aliases).
+        """
+        if callable(name) and not isinstance(name, str):  # bare @REG.register
+            return self.register(None)(name)
+
+        def decorator(obj):
+            key = name or obj.__name__.lower()
+            self.add(key, obj, aliases=tuple(aliases), force=force)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: Any, *, aliases: tuple[str, ...] = (), force: bool = False) -> Entry:
+        """Register ``obj`` under ``name`` (the non-decorator form of :meth:`register`)."""
+        for key in (name, *aliases):
+            if ":" in key or not key:
+                raise RegistryError(f"invalid {self.kind} name {key!r}: names are non-empty and contain no ':'")
+            owner = self._aliases.get(key, key if key in self._entries else None)
+            if owner is not None and not force:
+                old = self._entries[owner]
+                raise RegistryError(
+                    f"{self.kind} name {key!r} is already registered to {old.dotted_path}; "
+                    f"pick another name or pass force=True to replace it")
+        if force:
+            for key in (name, *aliases):
+                owner = self._aliases.pop(key, None) or (key if key in self._entries else None)
+                if owner is not None:
+                    self._remove(owner)
+        entry = Entry(self.kind, name, obj, tuple(aliases))
+        self._entries[name] = entry
+        for alias in aliases:
+            self._aliases[alias] = name
+        return entry
+
+    def _remove(self, name: str) -> None:
+        entry = self._entries.pop(name)
+        for alias in entry.aliases:
+            self._aliases.pop(alias, None)
+
+    # -- lookup ------------------------------------------------------------------
+    def entry(self, name: str) -> Entry:
+        canonical = self._aliases.get(name, name)
+        if canonical not in self._entries:
+            hint = did_you_mean(name, self.all_names())
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise RegistryError(
+                f"unknown {self.kind} {name!r}{hint}. Registered {self.kind}s: {known}. "
+                f"(`python tools/registry.py list {self.kind}` shows them with their arguments; "
+                f"a component of your own must be imported with --import your.module)")
+        return self._entries[canonical]
+
+    def get(self, name: str) -> Any:
+        return self.entry(name).obj
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries or name in self._aliases
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def all_names(self) -> list[str]:
+        return sorted([*self._entries, *self._aliases])
+
+    def name_of(self, obj: Any) -> str | None:
+        """The registered name of ``obj`` (None if it is not registered here)."""
+        for entry in self._entries.values():
+            if entry.obj is obj:
+                return entry.name
+        return None
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self)} entries)"
+
+
+BACKBONES = Registry("backbone", "denoising networks (U-ViT/MaskDM, DiT, MaskDiT)")
+MASKERS = Registry("masker", "which tokens are hidden from the encoder during training")
+MASK_SCHEDULES = Registry("mask_schedule", "mask ratio as a function of the training step")
+NOISE_SCHEDULES = Registry("noise_schedule", "forward noising processes (DDPM, EDM)")
+OBJECTIVES = Registry("objective", "training losses (DSM, MDSM, MaskDiT, EDM)")
+SAMPLERS = Registry("sampler", "reverse-process samplers (DDPM, DDIM, EDM Heun/Euler)")
+DATASETS = Registry("dataset", "training data (synthetic, image folders, latent stores)")
+STAGES = Registry("stage", "kinds of stage a recipe can run (train, ...)")
+LR_SCHEDULES = Registry("lr_schedule", "learning-rate multipliers as a function of the step")
+TRANSFORMS = Registry("transform", "data-space transforms (Haar DWT, ...)")
+
+REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
+    BACKBONES, MASKERS, MASK_SCHEDULES, NOISE_SCHEDULES, OBJECTIVES, SAMPLERS, DATASETS, STAGES,
+    LR_SCHEDULES, TRANSFORMS)}
+
+
+def registry(kind: str) -> Registry:
+    """The registry of ``kind`` (error with the closest kinds if there is none)."""
+    if kind not in REGISTRIES:
+        raise RegistryError(f"unknown registry kind {kind!r}{did_you_mean(kind, REGISTRIES)}; "
+                            f"kinds are: {', '.join(REGISTRIES)}")
+    return REGISTRIES[kind]
+
+
+def is_ref(value: Any) -> bool:
+    """True for strings of the form ``kind:name`` whose kind is a registry."""
+    return isinstance(value, str) and value.count(":") == 1 and value.split(":")[0] in REGISTRIES
+
+
+def lookup(ref: str) -> Any:
+    """Resolve ``"kind:name"`` to the registered object."""
+    kind, _, name = ref.partition(":")
+    return registry(kind).get(name)
+
+
+def lookup_entry(ref: str) -> Entry:
+    kind, _, name = ref.partition(":")
+    return registry(kind).entry(name)
+
+
+def find(name: str) -> list[Entry]:
+    """Every entry called ``name`` (or with that alias), across kinds. ``kind:name`` also works."""
+    if is_ref(name):
+        return [lookup_entry(name)]
+    return [r.entry(name) for r in REGISTRIES.values() if name in r]
+
+
+def ref_of(obj: Any) -> str | None:
+    """``kind:name`` of a registered object, or None."""
+    for reg in REGISTRIES.values():
+        found = reg.name_of(obj)
+        if found:
+            return f"{reg.kind}:{found}"
+    return None
+
+
+def import_components(modules: list[str] | tuple[str, ...] = (), entry_points: bool = True) -> None:
+    """Import third-party modules that register components (``--import``) and the
+    ``mdreg.components`` entry-point group."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise RegistryError(f"--import {module}: cannot import it ({exc}); is it installed or on PYTHONPATH?")
+    if entry_points:
+        from importlib.metadata import entry_points as eps
+        for ep in eps(group="mdreg.components"):
+            ep.load()

@@ -27,18 +27,24 @@ META_KEYS = (TARGET, PARTIAL)
 
 
 def importable_path(obj: Any) -> str | None:
-    """``module.qualname`` if importing that path gives back ``obj``; None for lambdas,
-    local functions and other objects that cannot be named."""
+    """The shortest ``package.qualname`` that imports back to ``obj`` (``torch.optim.AdamW``
+    rather than ``torch.optim.adamw.AdamW``); None for lambdas, local functions and other
+    objects that cannot be named."""
     module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
     if not module or not qualname or "<" in qualname or module == "__main__":
         return None
-    try:
-        found = importlib.import_module(module)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError):
-        return None
-    return f"{module}.{qualname}" if found is obj else None
+    parts = module.split(".")
+    for cut in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:cut])
+        try:
+            found = importlib.import_module(prefix)
+            for part in qualname.split("."):
+                found = getattr(found, part)
+        except (ImportError, AttributeError):
+            continue
+        if found is obj:
+            return f"{prefix}.{qualname}"
+    return None
 
 
 def target_string(target: Any) -> Any:

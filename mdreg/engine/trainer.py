@@ -211,7 +211,7 @@ class Trainer:
                 self.monitor.close()
                 return {"step": self.step, "complete": False, **last}
         self.save_samples()
-        self.monitor.event({"event": "end", "step": self.step, **last})
+        self.monitor.event({"event": "end", "step": self.step})
         self.monitor.close()
         return {"step": self.step, "complete": True, **last}
 

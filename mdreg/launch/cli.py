@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
     import_components(args.imports)
     if not args.recipe:
         raise UserError("give a recipe file, e.g. python tools/launch.py recipes/quickstart.py")

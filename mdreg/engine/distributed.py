@@ -72,6 +72,9 @@ def export_slurm() -> None:
     both one-GPU-per-task and all-GPUs-per-node bindings)."""
     from submitit.helpers import TorchDistributedEnvironment
 
+    # submitit recognises its Slurm job environment by SUBMITIT_EXECUTOR (set in its jobs);
+    # a plain ``srun python tools/launch.py ...`` task is the same environment.
+    os.environ.setdefault("SUBMITIT_EXECUTOR", "slurm")
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 

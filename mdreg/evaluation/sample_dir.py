@@ -152,7 +152,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--checkpoint", default=None, help="a checkpoint file instead of the stage's last")
     p.add_argument("--device", default="auto")
     p.add_argument("--verbose", "-v", action="store_true")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     if args.num < 1 or args.batch_size < 1:
         raise UserError("--num and --batch-size must be positive")
     out = sample_run(args.run_dir, args.stage, args.num, args.out, args.batch_size, args.seed, args.sampler,

@@ -42,8 +42,9 @@ class CheckpointManager:
 
     def save(self, state: dict, step: int) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".step_*.tmp"):
-            stale.unlink(missing_ok=True)
+        for pattern in (".step_*.tmp", ".last.*.tmp"):
+            for stale in self.folder.glob(pattern):
+                stale.unlink(missing_ok=True)
         path = self.folder / checkpoint_name(step)
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
         try:

@@ -66,3 +66,13 @@ def test_relaunching_a_complete_stage_does_nothing(recipe_factory):
     make_trainer(recipe).fit()
     again = make_trainer(recipe)
     assert again.step == 2 and again.fit() == {"step": 2, "complete": True}
+
+
+def test_a_killed_writers_temp_files_are_removed_by_the_next_save(tmp_path):
+    from mdreg.engine.checkpoint import CheckpointManager
+
+    manager = CheckpointManager(tmp_path, keep_last=1)
+    (tmp_path / ".step_00000004.pt.abc.tmp").write_bytes(b"partial")
+    (tmp_path / ".last.xyz.tmp").write_text("step_0")
+    manager.save({"step": 5}, 5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last", "step_00000005.pt"]

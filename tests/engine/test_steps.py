@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mdreg.engine.optim import build_optimizer, device_kwargs
-from mdreg.engine.precision import Precision
+from mdreg.engine.ema import EMA
+from mdreg.engine.precision import Precision, configure_tf32
 from mdreg.engine.trainer import micro_batch_size
 from mdreg.errors import ConfigError
 from tests.conftest import final_state, make_trainer
@@ -53,12 +54,42 @@ def test_autocast_dtypes():
 
 
 def test_grad_clip_bounds_the_update_norm(recipe_factory):
-    trainer = make_trainer(recipe_factory(grad_clip=1e-3, steps=1))
+    """With SGD at lr 1 the update IS the clipped gradient: its norm must be exactly the clip."""
+    trainer = make_trainer(recipe_factory(grad_clip=1e-3, steps=1, optimizer="L(torch.optim.SGD)(_partial_=True, lr=1.0)"),
+                           ["stages.main.lr_schedule.warmup_steps=0"])
     x, y = next(iter(trainer.loader()))
     before = [p.detach().clone() for p in trainer.model.parameters()]
     _, grad_norm, _ = trainer.train_step(x, y)
-    assert float(grad_norm) > 1e-3  # pre-clip norm is reported
-    assert any(not torch.equal(a, p) for a, p in zip(before, trainer.model.parameters()))
+    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(trainer.model.parameters(), before)])
+    assert float(grad_norm) > 1e-2  # the pre-clip norm is what gets logged
+    assert float(update.norm()) == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_tf32_switch_sets_and_clears_the_cuda_flags():
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        configure_tf32(True, torch.device("cuda"))
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        configure_tf32(False, torch.device("cuda"))
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        configure_tf32(True, torch.device("cpu"))  # no effect off CUDA
+        assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_ema_decay_every_and_start():
+    """MaskDM Table 5's "0.999 every 10": updates only on multiples of ``every``; until
+    ``start`` the average copies the weights."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    ema = EMA(model, decay=0.5, every=2, start=2)
+    for step, value in enumerate([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], start=1):
+        model.weight.data.fill_(value)
+        ema.update(model, step)
+        if step == 1:
+            continue  # odd step: no update, the average still holds the initial weight
+        expected = {2: 2.0, 3: 2.0, 4: 3.0, 5: 3.0, 6: 4.5}[step]  # copy at 2 (<= start), then lerp by 0.5
+        assert float(ema.model.weight) == pytest.approx(expected), step
 
 
 def test_fused_adamw_only_on_cuda():

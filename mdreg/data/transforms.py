@@ -27,3 +27,49 @@ class Identity:
 
     def __repr__(self) -> str:
         return "Identity()"
+
+
+@TRANSFORMS.register("latent", aliases=("vae_latent",))
+class Latent:
+    """Latent space of a VAE (MaskDiT sec. 4; Rombach et al. 2022): the dataset gives the
+    encoder's moments (mean, logvar; 2C channels, see ``dataset:latents``), ``encode`` draws
+    ``z = (mean + exp(logvar / 2) * eps) * scale`` with the trainer's generator (a fresh
+    sample every step, as MaskDiT does; scale 0.18215 for the SD VAE) and ``decode`` maps
+    latents to pixels through the VAE in ``vae`` (a local diffusers ``AutoencoderKL``
+    folder). Without ``vae`` nothing can be decoded: ``can_decode`` is False and the trainer
+    skips sample grids with a note. Flipping moments (stage ``hflip``) only approximates
+    encoding flipped images; MaskDiT-style recipes leave it off."""
+
+    def __init__(self, scale: float = 0.18215, vae: str | None = None, latent_channels: int = 4):
+        self.scale, self.vae_path, self.latent_channels = float(scale), vae, int(latent_channels)
+        self._vae = None
+
+    @property
+    def can_decode(self) -> bool:
+        return self.vae_path is not None
+
+    def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        from mdreg.rng import randn
+
+        mean, logvar = x.float().chunk(2, dim=1)
+        std = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))  # the VAE's own clamp
+        return (mean + std * randn(mean.shape, generator, mean.device)) * self.scale
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if not self.can_decode:
+            raise RuntimeError("transform:latent has no VAE (set data.transform.vae=PATH) and cannot decode")
+        if self._vae is None:
+            from mdreg.data.vae import load_vae
+            self._vae = load_vae(self.vae_path)
+        vae = self._vae.to(z.device)
+        with torch.no_grad():
+            return vae.decode(z.float() / self.scale).sample
+
+    def output_shape(self, channels: int, resolution: int) -> tuple[int, int]:
+        if channels != 2 * self.latent_channels:
+            raise ValueError(f"transform:latent expects {2 * self.latent_channels} moment channels (mean, logvar), "
+                             f"the dataset has {channels}")
+        return self.latent_channels, resolution
+
+    def __repr__(self) -> str:
+        return f"Latent(scale={self.scale}, vae={self.vae_path!r})"

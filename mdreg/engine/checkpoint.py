@@ -2,7 +2,9 @@
 
 A checkpoint is written to a temporary file in the same folder, flushed, fsync'ed and
 renamed over its final name, then ``last`` (a one-line text file naming it) is replaced
-the same way. A crash at any point leaves the previous checkpoint and pointer intact.
+the same way. A crash at any point leaves the previous checkpoint and pointer intact; the
+temporary file a killed writer leaves behind is removed by the next save (one writer per
+folder: rank 0 of the stage).
 Files load with ``torch.load(weights_only=True)``: plain tensors, numbers and strings only.
 """
 from __future__ import annotations
@@ -40,6 +42,9 @@ class CheckpointManager:
 
     def save(self, state: dict, step: int) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
+        for pattern in (".step_*.tmp", ".last.*.tmp"):
+            for stale in self.folder.glob(pattern):
+                stale.unlink(missing_ok=True)
         path = self.folder / checkpoint_name(step)
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
         try:

@@ -1,8 +1,19 @@
 """The process's place in a (possibly) distributed run, read from the environment.
 
-torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; a single
-process (the default) is rank 0 of 1. The device is ``cuda:LOCAL_RANK`` when CUDA is
-available, else the CPU (gloo backend).
+:func:`setup` detects where it runs, in this order:
+
+1. **torchrun** (or any launcher that sets ``RANK`` and ``WORLD_SIZE``, plus
+   ``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``);
+2. **a Slurm task** (``SLURM_PROCID`` set and ``SLURM_NTASKS`` > 1, e.g. a submitit job
+   with ``tasks_per_node`` > 1): submitit's ``TorchDistributedEnvironment`` turns the
+   Slurm variables into torch's (``MASTER_ADDR`` = first host of the job, ``MASTER_PORT``
+   derived from the job id unless set), see :func:`setup_from_slurm`;
+3. otherwise a single process: rank 0 of 1. A lone Slurm task (or a shell inside an
+   allocation, whose leaked ``SLURM_*`` variables must not matter) is this case.
+
+The device is ``cuda:LOCAL_RANK`` when CUDA is available and the process sees several
+GPUs, ``cuda:0`` when it sees one (Slurm bound one GPU per task), else the CPU. Several
+ranks initialise the default process group (NCCL on GPUs, gloo on the CPU).
 """
 from __future__ import annotations
 
@@ -12,6 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from mdreg.errors import UserError
+
 
 @dataclass
 class DistEnv:
@@ -19,6 +32,7 @@ class DistEnv:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    source: str = "single"  # single | torchrun | slurm
 
     @property
     def is_main(self) -> bool:
@@ -34,20 +48,66 @@ def pick_device(requested: str, local_rank: int) -> torch.device:
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda":
         if not torch.cuda.is_available():
-            from mdreg.errors import UserError
             raise UserError("train.device=cuda but no CUDA device is visible; use train.device=cpu (or auto)")
-        return torch.device("cuda", local_rank)
+        count = torch.cuda.device_count()
+        if count > 1 and local_rank >= count:
+            raise UserError(f"local rank {local_rank} but only {count} GPUs are visible; start one process per GPU")
+        return torch.device("cuda", local_rank if count > 1 else 0)
     return torch.device(requested)
 
 
-def setup(requested_device: str = "auto") -> DistEnv:
-    """Read torchrun's variables and initialise the process group if there are several ranks."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+def detect() -> str:
+    """``torchrun``, ``slurm`` or ``single`` (see the module docstring)."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return "torchrun"
+    if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return "slurm"
+    return "single"
+
+
+def export_slurm() -> None:
+    """Set torch's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) from
+    the Slurm job, through submitit. Overwrites values leaked from a parent job
+    (submitit #1782) and leaves CUDA_VISIBLE_DEVICES alone (:func:`pick_device` handles
+    both one-GPU-per-task and all-GPUs-per-node bindings)."""
+    from submitit.helpers import TorchDistributedEnvironment
+
+    # submitit recognises its Slurm job environment by SUBMITIT_EXECUTOR (set in its jobs);
+    # a plain ``srun python tools/launch.py ...`` task is the same environment.
+    os.environ.setdefault("SUBMITIT_EXECUTOR", "slurm")
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+
+
+def setup(requested_device: str = "auto", source: str | None = None) -> DistEnv:
+    """Detect the environment (or use ``source``), pick the device and initialise the
+    process group when there are several ranks. Safe to call twice."""
+    source = source or detect()
+    if source == "slurm":
+        export_slurm()
+    elif source not in ("torchrun", "single"):
+        raise ValueError(f"source must be torchrun, slurm or single, got {source!r}")
+    if source == "single":
+        rank, world, local_rank = 0, 1, 0
+    else:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(requested_device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
-    return DistEnv(rank, world, local_rank, device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
+                                device_id=device if device.type == "cuda" else None)
+    return DistEnv(rank, world, local_rank, device, source)
+
+
+def setup_from_slurm(requested_device: str = "auto") -> DistEnv:
+    """For code running inside a submitit/Slurm job: like :func:`setup`, but the Slurm
+    variables win over anything else (one task: a single process)."""
+    many = int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    return setup(requested_device, source="slurm" if many else "single")
+
+
+def teardown() -> None:
+    """Destroy the process group (end of a distributed run)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

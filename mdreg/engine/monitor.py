@@ -1,6 +1,9 @@
 """What a running stage reports: tensorboard scalars, ``metrics.jsonl`` and a progress line.
 
-Only rank 0 writes. Every ``log_every`` steps it records the mean loss over the interval,
+Only rank 0 writes. A ``metrics.jsonl`` whose last line was cut off (the process was
+killed mid-write) is repaired on open by dropping the partial line, so every line parses;
+records after a resume's checkpoint step are kept, and the ``resume`` event marks where
+the relaunched run took over. Every ``log_every`` steps it records the mean loss over the interval,
 the lr, the gradient norm and the training throughput (images/s), and prints a progress
 line with an ETA (rewritten in place on a terminal, one line per log otherwise).
 """
@@ -19,6 +22,16 @@ def format_eta(seconds: float) -> str:
     return f"{h}:{rem // 60:02d}:{rem % 60:02d}"
 
 
+def repair_jsonl(path: Path) -> None:
+    """Drop a trailing partial line (no final newline) from ``path``, if any."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 class Monitor:
     """Writes the logs of one stage into ``folder``."""
 
@@ -33,6 +46,7 @@ class Monitor:
             self.folder.mkdir(parents=True, exist_ok=True)
             from torch.utils.tensorboard import SummaryWriter
             self._writer = SummaryWriter(log_dir=str(self.folder))
+            repair_jsonl(self.folder / "metrics.jsonl")
             self._jsonl = open(self.folder / "metrics.jsonl", "a")
 
     def start(self, step: int) -> None:

@@ -8,7 +8,14 @@ precision and where its initial weights come from:
 * ``init_from=None``: fresh initialisation (seeded);
 * ``init_from="previous"`` (or a stage name): that stage's final EMA weights — MaskDM's
   denoising fine-tuning and MaskDiT's unmasking tuning start from the masked stage;
-* ``init_from=dict(stage=NAME, weights="ema"|"model")``: choose EMA or raw weights.
+* ``init_from=dict(stage=NAME, weights="ema"|"model")``: choose EMA or raw weights;
+* ``init_from=dict(path=FILE, weights=...)`` or ``dict(path=FILE, kind="dit"|"maskdit"|"uvit"|"maskdm")``:
+  an mdreg checkpoint file or an official release's file (see :mod:`mdreg.engine.handoff`).
+
+``batch_size`` is the GLOBAL batch: each of ``W`` processes runs ``grad_accum``
+micro-batches of ``batch_size / (W * grad_accum)`` samples per optimizer step.
+``mask_schedule`` (a ``mask_schedule:*`` component) varies the mask ratio over the stage's
+steps, e.g. MaskDiT's unmasking tuning; without it the masker's ratio is used throughout.
 """
 from __future__ import annotations
 
@@ -66,5 +73,10 @@ def normalise_init(init_from: Any) -> dict | None:
         weights = init_from.get("weights", "ema")
         if weights not in ("ema", "model"):
             raise ValueError(f"init_from.weights must be 'ema' or 'model', got {weights!r}")
+        unknown = sorted(set(init_from) - {"stage", "path", "weights", "kind"})
+        if unknown:
+            raise ValueError(f"init_from has unknown keys {unknown} (allowed: stage, path, weights, kind)")
+        if init_from.get("kind") is not None and "path" not in init_from:
+            raise ValueError("init_from.kind (an official checkpoint's family) needs init_from.path")
         return {**init_from, "weights": weights}
     raise ValueError(f"init_from must be null, a stage name, 'previous' or a dict, got {init_from!r}")

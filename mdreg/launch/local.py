@@ -2,28 +2,39 @@
 
 This is the default (no cluster needed). A stage that is already complete is skipped,
 an interrupted one resumes from its last checkpoint, so re-running the same command
-continues where the last one stopped.
+continues where the last one stopped. Under ``torchrun`` every rank runs this; rank 0
+alone writes the run directory's files and the others wait for it.
 """
 from __future__ import annotations
 
+from mdreg.engine import ddp
+from mdreg.engine.distributed import DistEnv, setup
 from mdreg.engine.trainer import Trainer
 from mdreg.launch.plan import RunPlan
 from mdreg.launch.rundir import prepare, write_stage_config
 
 
 class LocalExecutor:
-    """Runs plans one after the other in the current process."""
+    """Runs plans one after the other in the current process (one rank of several under torchrun)."""
 
     name = "local"
 
+    def __init__(self, env: DistEnv | None = None):
+        self.env = env
+
     def run(self, plan: RunPlan, stages: list[str] | None = None) -> dict[str, dict]:
-        prepare(plan)
+        env = self.env = self.env or setup(str(plan.cfg.train.get("device", "auto")))
+        if env.is_main:
+            prepare(plan)
+        ddp.barrier()
         results = {}
         for stage in plan.stages:
             if stages and stage.name not in stages:
                 continue
-            write_stage_config(plan, stage.name)
-            results[stage.name] = Trainer(plan.cfg, stage.name, plan.run_dir).fit()
+            if env.is_main:
+                write_stage_config(plan, stage.name)
+            ddp.barrier()
+            results[stage.name] = Trainer(plan.cfg, stage.name, plan.run_dir, env=env).fit()
         return results
 
     def submit(self, plans: list[RunPlan], stages: list[str] | None = None) -> list[dict[str, dict]]:

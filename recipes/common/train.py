@@ -7,6 +7,8 @@ train = dict(
     max_steps=None,         # cap on every stage's steps (smoke tests, quick looks); null = the stage's own
     device="auto",          # auto | cpu | cuda
     tf32=True,              # TF32 matmuls on Ampere+ GPUs
+    compile=None,           # torch.compile: null/false = off, true = inductor, or a backend name
+    find_unused_parameters=False,  # DDP: true if some steps leave parameters unused
     log_every=10,           # steps between progress lines / tensorboard scalars
     ckpt_every=1000,        # steps between checkpoints (0: only at the end of a stage)
     keep_last=2,            # checkpoints kept besides milestones

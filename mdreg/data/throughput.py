@@ -1,0 +1,66 @@
+"""How fast a dataset feeds the trainer: samples/s through the trainer's own access path.
+
+Batches come from :class:`mdreg.engine.data_order.StepBatchSampler` (shuffled global
+batches, exactly what training reads) through a DataLoader and default collation; the
+first batch is excluded from the timing. ``python tools/bench_data.py STORE`` runs it on a
+latent store; ``--make N`` first writes a store of N random moment tensors (SD-VAE shape
+8x32x32 float16 by default) to measure the format itself.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdreg.data.latents import LatentStore, LatentStoreWriter
+from mdreg.engine.data_order import StepBatchSampler
+
+
+def make_random_store(folder: str | Path, count: int, shape=(8, 32, 32), num_classes: int = 1000, seed: int = 0,
+                      chunk: int = 4096) -> Path:
+    """A complete latent store of random moments and labels (benchmarks and tests)."""
+    rng = np.random.default_rng(seed)
+    writer = LatentStoreWriter(folder, count, tuple(shape), num_classes=num_classes, image_resolution=shape[1] * 8,
+                               scale_factor=0.18215, vae="random", source="random")
+    while writer.done < count:
+        n = min(chunk, count - writer.done)
+        moments = torch.from_numpy(rng.standard_normal((n, *shape), dtype=np.float32))
+        writer.append(moments, torch.from_numpy(rng.integers(0, num_classes, n)))
+    return writer.finish()
+
+
+def read_throughput(dataset, batch_size: int = 256, batches: int = 50, seed: int = 0, num_workers: int = 0) -> dict:
+    """``{"samples_per_s", "mb_per_s", "batches", "batch_size"}`` reading ``batches`` shuffled batches."""
+    sampler = StepBatchSampler(len(dataset), batch_size, seed, 0, batches + 1)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
+    nbytes, start = 0, None
+    for i, (x, _) in enumerate(loader):
+        if i == 0:
+            start = time.perf_counter()
+            continue
+        nbytes += x.numel() * x.element_size()
+    elapsed = time.perf_counter() - start
+    return {"samples_per_s": batches * batch_size / elapsed, "mb_per_s": nbytes / elapsed / 2 ** 20,
+            "batches": batches, "batch_size": batch_size}
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="tools/bench_data.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("store", help="latent store folder")
+    p.add_argument("--make", type=int, default=0, metavar="N", help="first write a random store of N samples")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batches", type=int, default=100)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--verbose", "-v", action="store_true")
+    args = p.parse_args(argv)
+    if args.make and not (Path(args.store) / "header.json").is_file():
+        make_random_store(args.store, args.make)
+    store = LatentStore(args.store)
+    r = read_throughput(store, args.batch_size, args.batches, num_workers=args.workers)
+    print(f"{store.root}: {len(store)} samples of {tuple(store.header['shape'])} float16; batch {r['batch_size']}, "
+          f"{args.workers} workers: {r['samples_per_s']:.0f} samples/s ({r['mb_per_s']:.0f} MiB/s)")
+    return 0

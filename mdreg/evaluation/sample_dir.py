@@ -1,0 +1,161 @@
+"""``python tools/sample.py RUN_DIR``: generate N images of a trained stage into a folder.
+
+The stage (default: the recipe's last) is rebuilt from ``RUN_DIR/config.yaml``; its EMA
+weights come from the stage's last checkpoint (or ``--checkpoint``). The sampler is the
+stage's ``sample.sampler`` unless overridden: ``--sampler NAME`` swaps the component (its
+other arguments are dropped unless given), ``KEY=VALUE`` arguments set the sampler's own
+arguments (``steps=250 eta=0.8``; unknown keys fail with the closest ones) and
+``--guidance S`` the CFG scale. Class-conditional models get uniformly random labels.
+
+Output (default ``RUN_DIR/STAGE/eval/<sampler>-step<N>-seed<S>/``): ``images/000000.png,
+...``, ``samples.npz`` (``arr_0`` uint8 NHWC and, for conditional models, ``arr_1`` labels:
+the ADM/EDM layout that tools/fid.py reads) and ``sampling.json`` recording the sampler,
+its settings, guidance, checkpoint, step, seed and count. Batch ``b`` is seeded by
+``(seed, b)`` alone, so an interrupted run continues by skipping the batches whose PNGs
+exist, and finishes with the same images; a folder sampled with other settings is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from mdreg.config import apply_overrides, instantiate, load_config, parse_overrides
+from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
+from mdreg.engine.randomness import stream_seed
+from mdreg.errors import UserError
+from mdreg.evaluation.sampling import generate
+
+
+def sampler_node(cfg, stage: str, name: str | None, overrides: list[str]):
+    """The stage's sampler config after ``--sampler`` and ``key=value`` overrides."""
+    key = f"stages.{stage}.sample.sampler"
+    texts = ([f"{key}={name}"] if name else []) + [f"{key}.{o}" for o in overrides]
+    if texts:
+        apply_overrides(cfg, parse_overrides(texts).overrides)
+    node = OmegaConf.select(cfg, key)
+    if node is None:
+        raise UserError(f"{key} is null: name a sampler with --sampler NAME (e.g. --sampler ddim steps=50)")
+    return node
+
+
+def tag_of(node, guidance: float) -> str:
+    target = str(node.get("_target_", "sampler")).split(":")[-1].split(".")[-1]
+    args = "-".join(f"{k}{node[k]}" for k in ("steps", "num_steps", "eta") if k in node)
+    return f"{target}{'-' + args if args else ''}-cfg{guidance:g}"
+
+
+def labels_for(batch: int, n: int, num_classes: int, seed: int) -> torch.Tensor | None:
+    if not num_classes:
+        return None
+    return torch.randint(num_classes, (n,), generator=torch.Generator().manual_seed(stream_seed(seed, batch, 1)))
+
+
+def sample_run(run_dir: str | Path, stage: str | None = None, num: int = 50_000, out: str | Path | None = None,
+               batch_size: int = 64, seed: int = 0, sampler: str | None = None, overrides: list[str] = (),
+               guidance: float | None = None, checkpoint: str | None = None, device: str = "auto") -> Path:
+    """Generate ``num`` images (resumable); returns the output folder."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
+    cfg = load_config(run_dir / "config.yaml")
+    stages = list(cfg.stages.keys())
+    stage = stage or stages[-1]
+    if stage not in stages:
+        raise UserError(f"--stage {stage}: the run's stages are {', '.join(stages)}")
+    node = sampler_node(cfg, stage, sampler, list(overrides))
+    spec = cfg.stages[stage].get("sample") or {}
+    guidance = float(spec.get("guidance_scale", 1.0) if guidance is None else guidance)
+    ckpt = Path(checkpoint) if checkpoint else CheckpointManager(run_dir / stage / "checkpoints").latest()
+    if ckpt is None:
+        raise UserError(f"stage {stage!r} of {run_dir} has no checkpoint yet; train it first")
+    state = load_checkpoint(ckpt)
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          "cpu" if device == "auto" else device)
+    net = instantiate(cfg.model, key="model")
+    net.load_state_dict(state["ema"])
+    net = net.to(device).eval()
+    objective = instantiate(cfg.stages[stage].objective, key=f"stages.{stage}.objective")
+    sampler_obj = instantiate(node, key=f"stages.{stage}.sample.sampler")
+    transform = instantiate(cfg.data.transform, key="data.transform")
+    if not getattr(transform, "can_decode", True):
+        raise UserError(f"{transform!r} cannot decode samples to pixels: set data.transform.vae in the recipe")
+    shape = (net.in_chans, net.img_size, net.img_size)
+    out = Path(out) if out else run_dir / stage / "eval" / f"{tag_of(node, guidance)}-step{state['step']}-seed{seed}"
+    settings = {"run_dir": str(run_dir), "stage": stage, "checkpoint": str(ckpt), "step": int(state["step"]),
+                "sampler": repr(sampler_obj), "sampler_config": OmegaConf.to_container(node),
+                "steps": node.get("steps", node.get("num_steps")), "eta": node.get("eta"), "guidance_scale": guidance,
+                "num": num, "batch_size": batch_size, "seed": seed,
+                "metrics": str(run_dir / stage / "metrics.jsonl")}
+    check_settings(out, settings)
+    images = out / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    classes = int(getattr(net, "num_classes", 0) or 0)
+    for b, start in enumerate(range(0, num, batch_size)):
+        n = min(batch_size, num - start)
+        names = [images / f"{i:06d}.png" for i in range(start, start + n)]
+        if all(p.is_file() for p in names):
+            continue
+        x = generate(net, objective, sampler_obj, transform, n, shape, seed=stream_seed(seed, b, 0), device=device,
+                     labels=labels_for(b, n, classes, seed), guidance_scale=guidance, batch_size=n)
+        pixels = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        for path, array in zip(names, pixels):
+            tmp = path.with_name(f".{path.name}.tmp.png")
+            Image.fromarray(array).save(tmp)
+            tmp.replace(path)
+        print(f"[sample] {start + n}/{num} images -> {images}", flush=True)
+    write_npz(out, num, batch_size, classes, seed)
+    return out
+
+
+def check_settings(out: Path, settings: dict) -> None:
+    path = out / "sampling.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        changed = [k for k in settings if k not in ("metrics", "run_dir") and old.get(k) != settings[k]]
+        if changed:
+            raise UserError(f"{out} holds samples made with other settings ({', '.join(changed)}); "
+                            f"choose another --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=1) + "\n")
+
+
+def write_npz(out: Path, num: int, batch_size: int, classes: int, seed: int) -> Path:
+    arrays = {"arr_0": np.stack([np.asarray(Image.open(out / "images" / f"{i:06d}.png")) for i in range(num)])}
+    if classes:
+        arrays["arr_1"] = torch.cat([labels_for(b, min(batch_size, num - s), classes, seed)
+                                     for b, s in enumerate(range(0, num, batch_size))]).numpy()
+    tmp = out / ".samples.tmp.npz"
+    np.savez(tmp, **arrays)
+    tmp.replace(out / "samples.npz")
+    return out / "samples.npz"
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="tools/sample.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", help="runs/<recipe>/<run name>")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="sampler arguments, e.g. steps=250 eta=0.8")
+    p.add_argument("--stage", default=None, help="stage to sample (default: the last)")
+    p.add_argument("--num", type=int, default=50_000)
+    p.add_argument("--out", default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampler", default=None, help="replace the stage's sampler by this registry name")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    p.add_argument("--checkpoint", default=None, help="a checkpoint file instead of the stage's last")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--verbose", "-v", action="store_true")
+    args = p.parse_intermixed_args(argv)
+    if args.num < 1 or args.batch_size < 1:
+        raise UserError("--num and --batch-size must be positive")
+    out = sample_run(args.run_dir, args.stage, args.num, args.out, args.batch_size, args.seed, args.sampler,
+                     args.overrides, args.guidance, args.checkpoint, args.device)
+    print(f"{args.num} samples in {out} (images/, samples.npz, sampling.json)")
+    return 0

@@ -1,0 +1,1 @@
+import tests.engine.objectives  # noqa: F401  (registers the test-only components)

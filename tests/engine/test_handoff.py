@@ -1,0 +1,98 @@
+"""Stage hand-off: which keys are adapted (and logged) and which mismatches are errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import mdreg.models
+from mdreg.engine.handoff import load_matching, resize_pos_embed
+from mdreg.errors import UserError
+from tests.conftest import make_trainer
+
+
+class Tiny(nn.Module):
+    def __init__(self, grid=4, mask_token=False, fixed_pos=False, width=8):
+        super().__init__()
+        self.proj = nn.Linear(width, width)
+        if fixed_pos:
+            self.register_buffer("pos_embed", torch.full((1, grid * grid, width), float(grid)))
+        else:
+            self.pos_embed = nn.Parameter(torch.randn(1, 1 + grid * grid, width))
+        if mask_token:
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+
+
+def test_mask_token_on_one_side_is_skipped_and_logged():
+    src = Tiny(mask_token=True)
+    dst = Tiny(mask_token=False)
+    notes = load_matching(dst, src.state_dict(), "src")
+    assert any("mask_token" in n and "skipped" in n for n in notes)
+    assert torch.equal(dst.proj.weight, src.proj.weight)
+    back = Tiny(mask_token=True)
+    token = back.mask_token.detach().clone()
+    notes = load_matching(back, dst.state_dict(), "dst")
+    assert any("mask_token" in n and "kept" in n for n in notes) and torch.equal(back.mask_token, token)
+
+
+def test_learned_pos_embed_is_interpolated_bicubic_keeping_extra_tokens():
+    src, dst = Tiny(grid=4), Tiny(grid=8)
+    notes = load_matching(dst, {"_orig_mod." + k: v for k, v in src.state_dict().items()}, "src")
+    assert notes == ["pos_embed: learned table interpolated (bicubic) (1, 17, 8) -> (1, 65, 8)"]
+    assert torch.equal(dst.pos_embed[:, :1], src.pos_embed[:, :1])  # the time token is kept
+    grid = src.pos_embed[0, 1:].reshape(4, 4, 8).permute(2, 0, 1)[None]
+    want = torch.nn.functional.interpolate(grid, size=(8, 8), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(dst.pos_embed[0, 1:], want[0].permute(1, 2, 0).reshape(64, 8))
+    assert resize_pos_embed(torch.zeros(1, 17, 8), torch.Size([1, 65, 4])) is None  # width differs
+
+
+def test_fixed_pos_embed_keeps_the_recomputed_table():
+    dst = Tiny(grid=8, fixed_pos=True)
+    notes = load_matching(dst, Tiny(grid=4, fixed_pos=True).state_dict(), "src")
+    assert "recomputed" in notes[0] and bool((dst.pos_embed == 8.0).all())
+
+
+def test_other_mismatches_list_the_keys():
+    src = Tiny(width=8)
+    dst = Tiny(width=6)
+    with pytest.raises(UserError, match=r"shape changed: pos_embed \(1, 17, 8\) -> \(1, 17, 6\), proj\.weight \(8, 8\) -> \(6, 6\), proj\.bias"):
+        load_matching(dst, src.state_dict(), "src")
+    extra = {**Tiny().state_dict(), "head.weight": torch.zeros(1)}
+    del extra["proj.bias"]
+    with pytest.raises(UserError, match=r"missing: proj\.bias; unexpected: head\.weight"):
+        load_matching(Tiny(), extra, "src")
+
+
+def test_init_from_an_mdreg_checkpoint_at_a_new_resolution(recipe_factory):
+    """Train at 8px, start a 16px stage from the checkpoint's EMA weights: every weight is
+    taken over, the position table is interpolated, and the adaptation is logged."""
+    recipe = recipe_factory(steps=2)
+    source = make_trainer(recipe, ["train.run_name=source"])
+    source.fit()
+    ema = source.ema.state_dict()
+    target = make_trainer(recipe, ["train.run_name=target", "model.img_size=16", "data.dataset.resolution=16",
+                                   f"+stages.main.init_from={{path: '{source.last_good}', weights: ema}}"])
+    got = target.model.state_dict()
+    assert torch.equal(got["mid_block.attn.qkv.weight"], ema["mid_block.attn.qkv.weight"])
+    assert got["pos_embed"].shape == (1, 1 + 64, 32)
+    assert torch.equal(target.ema.model.state_dict()["pos_embed"], got["pos_embed"])
+    event = [json.loads(line) for line in (target.dir / "metrics.jsonl").read_text().splitlines()][0]
+    assert event["event"] == "init_from" and "interpolated" in event["adapted"][0]
+
+
+def test_official_checkpoints_go_through_load_official(recipe_factory, monkeypatch, tmp_path):
+    recipe = recipe_factory(steps=1)
+    reference = make_trainer(recipe, ["train.run_name=ref"]).model.state_dict()
+    override = f"+stages.main.init_from={{path: '{tmp_path / 'official.pt'}', kind: maskdm}}"
+    monkeypatch.delattr(mdreg.models, "load_official", raising=False)
+    with pytest.raises(UserError, match="mdreg.models.load_official"):
+        make_trainer(recipe, ["train.run_name=a", override])
+    calls = []
+    fake = {k: torch.full_like(v, 0.5) for k, v in reference.items()}
+    monkeypatch.setattr(mdreg.models, "load_official", lambda path, kind: calls.append((str(path), kind)) or fake,
+                        raising=False)
+    trainer = make_trainer(recipe, ["train.run_name=b", override])
+    assert calls == [(str(tmp_path / "official.pt"), "maskdm")]
+    assert bool((trainer.model.patch_embed.proj.weight == 0.5).all())

@@ -95,10 +95,9 @@ def count_indexed(sd: StateDict, prefix: str) -> int:
     return len({k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)})
 
 
-def heads_for(width: int, table: dict[int, int], kind: str) -> int:
-    if width not in table:
-        raise UserError(f"cannot infer num_heads of a {kind} model of width {width}; pass num_heads=...")
-    return table[width]
+def heads_for(width: int, table: dict[int, int]) -> int | None:
+    """The papers' head count for a width (None if the width is not a published size)."""
+    return table.get(width)
 
 
 def infer_dit(sd: StateDict) -> tuple[str, dict[str, Any]]:
@@ -107,7 +106,7 @@ def infer_dit(sd: StateDict) -> tuple[str, dict[str, Any]]:
     side = math.isqrt(sd["pos_embed"].shape[1])
     out = sd["final_layer.linear.weight"].shape[0] // patch ** 2
     kwargs = dict(img_size=side * patch, patch_size=patch, in_chans=in_chans, hidden_size=hidden,
-                  depth=count_indexed(sd, "blocks."), num_heads=heads_for(hidden, DIT_HEADS, "DiT"))
+                  depth=count_indexed(sd, "blocks."), num_heads=heads_for(hidden, DIT_HEADS))
     if "decoder_pos_embed" in sd:
         dec = sd["decoder_pos_embed"].shape[-1]
         kwargs.update(num_classes=sd["y_embedder.embedding_table.weight"].shape[1] if "y_embedder.embedding_table.weight"
@@ -127,7 +126,7 @@ def infer_uvit(sd: StateDict) -> tuple[str, dict[str, Any]]:
     side = math.isqrt(sd["pos_embed"].shape[1] - extras)
     kwargs = dict(img_size=side * patch, patch_size=patch, embed_dim=dim,
                   in_chans=4 * band_chans if dwt else band_chans,
-                  depth=2 * count_indexed(sd, "in_blocks.") + 1, num_heads=heads_for(dim, UVIT_HEADS, "U-ViT"),
+                  depth=2 * count_indexed(sd, "in_blocks.") + 1, num_heads=heads_for(dim, UVIT_HEADS),
                   qkv_bias="mid_block.attn.qkv.bias" in sd, mlp_time_embed="time_embed.0.weight" in sd,
                   num_classes=sd["label_emb.weight"].shape[0] - 1 if extras == 2 else 0)
     if not dwt:
@@ -170,7 +169,13 @@ def load_official(source: str | Path | dict, kind: str, model: nn.Module | None 
         model_kwargs.setdefault("num_classes", sd["label_emb.weight"].shape[0])
     if model is None:
         backbone, kwargs = infer_backbone(sd, kind)
-        model = BACKBONES.get(backbone)(**{**kwargs, **model_kwargs})
+        kwargs.update(model_kwargs)
+        unknown = [k for k, v in kwargs.items() if v is None]
+        if unknown:
+            raise UserError(f"cannot infer {', '.join(unknown)} of this {kind} checkpoint (width "
+                            f"{kwargs.get('hidden_size', kwargs.get('embed_dim'))} is not a published size); "
+                            f"pass {', '.join(f'{k}=...' for k in unknown)} to load_official")
+        model = BACKBONES.get(backbone)(**kwargs)
     check_state_dict(model, sd, name)
     model.load_state_dict(sd)
     return model

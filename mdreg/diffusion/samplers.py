@@ -7,6 +7,7 @@ All randomness comes from ``generator``, so a seed gives the same images.
 from __future__ import annotations
 
 import abc
+import math
 
 import torch
 
@@ -70,16 +71,16 @@ class DDIM(Sampler):
         for t, t_prev in timestep_pairs(sched.num_timesteps, self.steps, self.spacing):
             tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
             eps = model_fn(x, tt).float()
-            a, a_prev = sched.abar(tt, x), sched.abar(torch.full_like(tt, t_prev), x)
-            x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+            a, a_prev = sched.abar_at(t), sched.abar_at(t_prev)
+            x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
             if self.clip is not None:
                 x0 = x0.clamp(-self.clip, self.clip)
-                eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+                eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
             if t_prev < 0:
                 x = x0
                 break
-            sigma = self.eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)).sqrt()
-            x = a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).clamp(min=0).sqrt() * eps
+            sigma = self.eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
+            x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma ** 2, 0.0)) * eps
             if self.eta > 0:
                 x = x + sigma * noise_like(shape, generator, device)
         return x
@@ -110,16 +111,16 @@ class DDPMAncestral(Sampler):
         x = noise_like(shape, generator, device)
         for t, t_prev in timestep_pairs(sched.num_timesteps, self.steps, self.spacing):
             tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
-            a, a_prev = sched.abar(tt, x), sched.abar(torch.full_like(tt, t_prev), x)
-            x0 = (x - (1 - a).sqrt() * model_fn(x, tt).float()) / a.sqrt()
+            a, a_prev = sched.abar_at(t), sched.abar_at(t_prev)
+            x0 = (x - math.sqrt(1 - a) * model_fn(x, tt).float()) / math.sqrt(a)
             if self.clip is not None:
                 x0 = x0.clamp(-self.clip, self.clip)
             beta = 1 - a / a_prev
-            mean = (a_prev.sqrt() * beta * x0 + (a / a_prev).sqrt() * (1 - a_prev) * x) / (1 - a)
+            mean = (math.sqrt(a_prev) * beta / (1 - a)) * x0 + (math.sqrt(a / a_prev) * (1 - a_prev) / (1 - a)) * x
             if t_prev < 0:
                 return mean
             var = beta * (1 - a_prev) / (1 - a) if self.variance == "small" else beta
-            x = mean + var.sqrt() * noise_like(shape, generator, device)
+            x = mean + math.sqrt(var) * noise_like(shape, generator, device)
         return x
 
     def __repr__(self) -> str:

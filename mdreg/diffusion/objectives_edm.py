@@ -44,8 +44,8 @@ class EDMObjectiveBase:
 
 @OBJECTIVES.register("edm")
 class EDMLoss(EDMObjectiveBase):
-    """EDM denoising loss (Karras eq. 2 with Table 1's weight; MaskDiT eq. 5):
-    E lambda(sigma) ||D(x0 + sigma n, sigma) - x0||^2 over all pixels."""
+    """EDM loss E lambda(sigma) ||D(x0 + sigma n, sigma) - x0||^2 over all pixels (Karras eq. 2,
+    Table 1 weight; MaskDiT eq. 5)."""
 
     def __call__(self, net, x0, y=None, ids_keep=None, generator=None) -> LossOutput:
         if ids_keep is not None:

@@ -107,13 +107,12 @@ def infer_dit(sd: StateDict) -> tuple[str, dict[str, Any]]:
     out = sd["final_layer.linear.weight"].shape[0] // patch ** 2
     kwargs = dict(img_size=side * patch, patch_size=patch, in_chans=in_chans, hidden_size=hidden,
                   depth=count_indexed(sd, "blocks."), num_heads=heads_for(hidden, DIT_HEADS))
-    if "decoder_pos_embed" in sd:
-        dec = sd["decoder_pos_embed"].shape[-1]
-        kwargs.update(num_classes=sd["y_embedder.embedding_table.weight"].shape[1] if "y_embedder.embedding_table.weight"
-                      in sd else 0, decoder_hidden_size=dec, decoder_depth=count_indexed(sd, "decoder_blocks."),
-                      decoder_num_heads=16)
-        return "maskdit", kwargs
     table = sd.get("y_embedder.embedding_table.weight")
+    if "decoder_pos_embed" in sd:  # MaskDiT: one-hot Linear (hidden, classes); decoder heads are 16 in the paper
+        kwargs.update(num_classes=table.shape[1] if table is not None else 0,
+                      decoder_hidden_size=sd["decoder_pos_embed"].shape[-1],
+                      decoder_depth=count_indexed(sd, "decoder_blocks."), decoder_num_heads=16)
+        return "maskdit", kwargs
     kwargs.update(num_classes=table.shape[0] - 1 if table is not None else 0, learn_sigma=out == 2 * in_chans)
     return "dit", kwargs
 

@@ -67,7 +67,6 @@ class UViT(nn.Module):
         self.patch_dim = patch_size ** 2 * in_chans
         self.decoder_pred = nn.Linear(embed_dim, self.patch_dim)
         self.final_layer = nn.Conv2d(in_chans, in_chans, 3, padding=1) if conv else nn.Identity()
-        self.pos_init = pos_init
         self.build_extra_modules()
         self.apply(_init_weights)
         self.init_pos_embed(pos_init)
@@ -161,7 +160,8 @@ MASKDM_SIZES = {"s": _size(512, 13, 8), "b": _size(768, 12, 12), "l": _size(1024
 maskdm_s = register_preset("maskdm_s", UViT, MASKDM_SIZES["s"], "MaskDM-S (appendix B, Table 4): depth 13 "
                            "(6 in + mid + 6 out blocks), dim 512, 8 heads; 44.29M params at 64px, patch 4.", __name__)
 maskdm_b = register_preset("maskdm_b", UViT, MASKDM_SIZES["b"], "MaskDM-B (Table 4): depth 12 (6 in + mid + 6 out "
-                           "blocks), dim 768, 12 heads; 102.42M params at 256px, patch 4.", __name__)
+                           "blocks), dim 768, 12 heads; 102.42M params at 256px (CelebA-HQ), patch 4.", __name__,
+                           defaults={"img_size": 256})
 maskdm_l = register_preset("maskdm_l", UViT, MASKDM_SIZES["l"], "MaskDM-L (Table 4): depth 16 (8 in + mid + 8 out "
                            "blocks), dim 1024, 16 heads; 235.17M params at 256px, patch 4 (233.36M as maskdm_l_dwt).",
-                           __name__)
+                           __name__, defaults={"img_size": 256})

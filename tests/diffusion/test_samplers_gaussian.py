@@ -62,7 +62,8 @@ class GaussianDenoiser:
 
 CASES = {
     "ddpm-250": ("ddpm", dict(steps=250, clip=None), lambda: GaussianEps(NOISE_SCHEDULES.get("ddpm_linear")())),
-    "ddim-100": ("ddim", dict(steps=100, eta=0.0, clip=None), lambda: GaussianEps(NOISE_SCHEDULES.get("ddpm_linear")())),
+    "ddim-100": ("ddim", dict(steps=100, eta=0.0, clip=None),
+                 lambda: GaussianEps(NOISE_SCHEDULES.get("ddpm_linear")())),
     "edm_heun-40": ("edm_heun", dict(steps=40), GaussianDenoiser),
     "edm_euler-100": ("edm_euler", dict(steps=100), GaussianDenoiser),
 }

@@ -39,7 +39,8 @@ def maskdit_keys(depth: int, decoder_depth: int) -> set[str]:
 
 
 def vit_block_keys(prefix: str, qkv_bias: str, skip: bool) -> set[str]:
-    keys = with_params(prefix, ("norm1", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2") + (("skip_linear",) if skip else ()))
+    names = ("norm1", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2") + (("skip_linear",) if skip else ())
+    keys = with_params(prefix, names)
     keys.add(f"{prefix}attn.qkv.weight")
     if qkv_bias == "full":
         keys.add(f"{prefix}attn.qkv.bias")

@@ -51,12 +51,12 @@ def read_checkpoint(source: str | Path | dict, weights: str = "ema") -> StateDic
             source = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # official training checkpoints pickle argparse/omegaconf objects
             source = torch.load(path, map_location="cpu", weights_only=False)
-    if any(isinstance(v, torch.Tensor) for v in source.values()):
-        return source
     if weights not in ("ema", "model"):
         raise UserError(f"weights must be 'ema' or 'model', got {weights!r}")
     if isinstance(source.get(weights), dict):
         return source[weights]
+    if any(isinstance(v, torch.Tensor) for v in source.values()):
+        return source
     raise UserError(f"the checkpoint holds no {weights!r} weights (top-level keys: "
                     f"{', '.join(map(str, source))}); pass weights='model' or 'ema' accordingly")
 

@@ -5,7 +5,7 @@ with the same number of masked tokens in every row so that the visible tokens fo
 dense (B, K) index tensor (:func:`visible_ids`) that backbones gather. Randomness comes
 only from the ``generator`` passed in, so a seeded run masks identically on resume.
 
-Rounding: every masker hides exactly ``floor(ratio * N)`` tokens (MaskDiT sec. 3.1:
+Rounding: every masker hides exactly ``floor(ratio * N)`` tokens (MaskDiT sec. 2.2:
 "we randomly remove floor(rN) patches"); see each class for how its shape fits that count.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import abc
 import math
 
 import torch
+from einops import rearrange
 
 from mdreg.registry import MASK_SCHEDULES, MASKERS
 from mdreg.rng import rand
@@ -89,6 +90,77 @@ class PatchMasker(Masker):
         return mask.scatter(1, order[:, :k], True)
 
 
+@MASKERS.register("block")
+class BlockMasker(Masker):
+    """Block-wise masking (MaskDM sec. 4.2, fig. 3a): hides squares of ``block_size`` x
+    ``block_size`` patches (MaskDM uses 2, 4 and 8) on the block grid.
+
+    Rounding: to hide exactly k = floor(ratio * N) patches, ``k // b^2`` whole blocks are
+    chosen uniformly without replacement (as maskdm does); the remaining ``k mod b^2``
+    patches come from one more randomly chosen block, filled in raster order (its first
+    rows), so the mask is whole blocks plus at most one partial block. (maskdm masks only
+    the whole blocks, i.e. fewer than floor(ratio * N) patches when b^2 does not divide k.)
+    The grid must be divisible by ``block_size``.
+    """
+
+    def __init__(self, ratio: float = 0.5, block_size: int = 4):
+        super().__init__(ratio)
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1 (patches per block side), got {block_size}")
+        self.block_size = int(block_size)
+
+    def sample(self, batch, grid, k, generator):
+        b = self.block_size
+        if grid[0] % b or grid[1] % b:
+            raise ValueError(f"block masker: the {grid[0]}x{grid[1]} token grid is not divisible by "
+                             f"block_size={b}; choose a block_size that divides it")
+        full, rest = divmod(k, b * b)
+        rank = torch.argsort(torch.argsort(rand((batch, (grid[0] // b) * (grid[1] // b)), generator), dim=1), dim=1)
+        within = torch.arange(b * b, device=rank.device)
+        blocks = (rank < full).unsqueeze(-1) | ((rank == full).unsqueeze(-1) & (within < rest))
+        return rearrange(blocks, "n (hn wn) (hb wb) -> n (hn hb wn wb)", hn=grid[0] // b, hb=b)
+
+    def __repr__(self) -> str:
+        return f"BlockMasker(ratio={self.ratio}, block_size={self.block_size})"
+
+
+@MASKERS.register("crop", aliases=("cropping",))
+class CropMasker(Masker):
+    """Cropping (MaskDM sec. 4.2, fig. 3a): one square window of patches stays visible, at a
+    uniformly random position; everything outside it is masked.
+
+    Rounding: the visible count is V = N - floor(ratio * N). If V is a square, the window
+    is sqrt(V) x sqrt(V). Otherwise the window side is S = ceil(sqrt(V)) and it is filled
+    in a fixed order until V patches are visible: the s x s square (s = floor(sqrt(V)))
+    first, then the column to its right top-down, then the bottom row left to right — a
+    square with a partial border on two sides. (maskdm sets the crop side directly; here
+    the ratio decides, so every masker hides exactly floor(ratio * N) patches.)
+    """
+
+    def sample(self, batch, grid, k, generator):
+        visible = grid[0] * grid[1] - k
+        side = math.isqrt(visible)
+        window = side if side * side == visible else side + 1
+        if window > min(grid):
+            raise ValueError(f"crop masker: {visible} visible patches need a {window}x{window} window, larger than "
+                             f"the {grid[0]}x{grid[1]} grid; raise the mask ratio")
+        fill = window_fill_order(window, side)[:visible]
+        top = (rand((batch,), generator) * (grid[0] - window + 1)).long().clamp(max=grid[0] - window)
+        left = (rand((batch,), generator) * (grid[1] - window + 1)).long().clamp(max=grid[1] - window)
+        rows = top[:, None] + fill[:, 0].to(top.device)
+        cols = left[:, None] + fill[:, 1].to(top.device)
+        mask = torch.ones(batch, grid[0] * grid[1], dtype=torch.bool, device=top.device)
+        return mask.scatter(1, rows * grid[1] + cols, False)
+
+
+def window_fill_order(window: int, side: int) -> torch.Tensor:
+    """(window^2, 2) cell offsets: the side x side square row by row, then the column right of it
+    top-down, then the bottom row left to right (used only when window = side + 1)."""
+    square = [(r, c) for r in range(side) for c in range(side)]
+    border = [(r, side) for r in range(side)] + [(side, c) for c in range(side + 1)] if window > side else []
+    return torch.tensor(square + border, dtype=torch.long).reshape(-1, 2)
+
+
 class MaskSchedule(abc.ABC):
     """Base class: ``schedule(step, total_steps, base_ratio) -> ratio`` for this step."""
 
@@ -103,3 +175,53 @@ class ConstantRatio(MaskSchedule):
 
     def __call__(self, step, total_steps, base_ratio):
         return base_ratio
+
+
+@MASK_SCHEDULES.register("zero")
+class ZeroRatio(MaskSchedule):
+    """No masking at all (MaskDiT's zero-ratio unmasking tuning, sec. 2.2, for CFG)."""
+
+    def __call__(self, step, total_steps, base_ratio):
+        return 0.0
+
+
+@MASK_SCHEDULES.register("linear")
+class LinearRatio(MaskSchedule):
+    """Linear decay r = base + (end_ratio - base) * i/n from the masker's ratio at step 0
+    (i = step, n = total steps; like the cosine schedule, it reaches ``end_ratio`` at i = n)."""
+
+    def __init__(self, end_ratio: float = 0.0):
+        num_masked(end_ratio, 1)
+        self.end_ratio = end_ratio
+
+    def __call__(self, step, total_steps, base_ratio):
+        return base_ratio + (self.end_ratio - base_ratio) * step / total_steps
+
+
+@MASK_SCHEDULES.register("cosine")
+class CosineRatio(MaskSchedule):
+    """MaskDiT's cosine-ratio unmasking tuning (sec. 2.2): r = base * cos^power(pi/2 * i/n),
+    i = step, n = total steps; MaskDiT uses base 0.5 (the masker's ratio) and power 4."""
+
+    def __init__(self, power: float = 4.0):
+        if power <= 0:
+            raise ValueError(f"cosine mask schedule: power must be > 0, got {power}")
+        self.power = power
+
+    def __call__(self, step, total_steps, base_ratio):
+        return base_ratio * math.cos(math.pi / 2 * step / total_steps) ** self.power
+
+
+@MASK_SCHEDULES.register("exponential")
+class ExponentialRatio(MaskSchedule):
+    """r = base * exp(-rate * i/n): a fast early drop with a long tail; the default rate 5
+    ends at 0.7% of the base ratio."""
+
+    def __init__(self, rate: float = 5.0):
+        if rate <= 0:
+            raise ValueError(f"exponential mask schedule: rate must be > 0, got {rate}")
+        self.rate = rate
+
+    def __call__(self, step, total_steps, base_ratio):
+        return base_ratio * math.exp(-self.rate * step / total_steps)
+

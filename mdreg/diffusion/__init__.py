@@ -1,2 +1,2 @@
-"""Noise schedules, objectives, preconditioning and samplers."""
-from mdreg.diffusion import objectives, samplers, schedules  # noqa: F401
+"""Noise schedules, objectives, preconditioning and samplers (DDPM and EDM families)."""
+from mdreg.diffusion import objectives, objectives_edm, samplers, samplers_edm, schedules, schedules_edm  # noqa: F401

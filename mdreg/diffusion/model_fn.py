@@ -38,6 +38,6 @@ class EpsModel:
         self.net, self.schedule, self.y, self.guidance_scale = net, schedule, y, guidance_scale
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        def call(x_, t_, y_):
-            return self.net(x_, t_.to(x_.dtype), y_).to(x_.dtype)
+        def call(x_, t_, y_):  # learned-sigma channels (DiT) beyond the first C are not epsilon
+            return self.net(x_, t_.to(x_.dtype), y_)[:, :x_.shape[1]].to(x_.dtype)
         return guided(call, x, t, self.y, self.guidance_scale, getattr(self.net, "null_label", None))

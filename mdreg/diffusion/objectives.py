@@ -25,12 +25,25 @@ class LossOutput:
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def backbone_of(net):
+    """The backbone inside a DistributedDataParallel (or similar ``.module``) wrapper."""
+    return getattr(net, "module", net)
+
+
+def per_patch_mean(values: torch.Tensor, net) -> torch.Tensor:
+    """(B, C, H, W) -> (B, N): the mean over each patch's p*p*C values, on the backbone's token grid."""
+    return patchify(values, backbone_of(net).patch_size).mean(-1)
+
+
 class EpsilonObjective:
     """Shared machinery: noise x0 at uniform timesteps and regress epsilon."""
 
     visible_only = False
 
     def __init__(self, schedule):
+        if getattr(schedule, "kind", None) != "discrete":
+            raise ValueError(f"{type(self).__name__} needs a discrete DDPM noise schedule (ddpm_linear, ddpm_cosine), "
+                             f"got {schedule!r}; EDM schedules go with objective 'edm' or 'maskdit'")
         self.schedule = schedule
 
     def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None, ids_keep: torch.Tensor | None = None,
@@ -38,11 +51,10 @@ class EpsilonObjective:
         t = self.schedule.sample_timesteps(x0.shape[0], generator, x0.device)
         noise = randn(x0.shape, generator, x0.device, x0.dtype)
         x_t = self.schedule.add_noise(x0, t, noise)
-        pred = net(x_t, t.to(x0.dtype), y, ids_keep=ids_keep)
+        pred = net(x_t, t.to(x0.dtype), y, ids_keep=ids_keep)[:, :x0.shape[1]]  # DiT's learned sigma: ignored
         err = (pred.float() - noise.float()) ** 2
         if ids_keep is not None and self.visible_only:
-            per_token = patchify(err, net.patch_size).mean(-1)  # (B, N)
-            loss = gather_tokens(per_token.unsqueeze(-1), ids_keep).mean()
+            loss = gather_tokens(per_patch_mean(err, net).unsqueeze(-1), ids_keep).mean()
         elif ids_keep is not None:
             raise ValueError(f"{type(self).__name__} trains on all pixels but the stage masks tokens; "
                              f"use objective 'mdsm' for masked pre-training or masker 'none'")

@@ -1,4 +1,4 @@
-"""Samplers for the discrete DDPM process: DDIM (Song et al. 2021).
+"""Samplers for the discrete DDPM process: DDIM (Song et al. 2021) and DDPM ancestral sampling.
 
 ``sampler.sample(model_fn, shape, generator, device)`` runs the reverse process from
 Gaussian noise and returns x0. ``model_fn`` comes from ``objective.model_fn(net, ...)``.
@@ -7,6 +7,7 @@ All randomness comes from ``generator``, so a seed gives the same images.
 from __future__ import annotations
 
 import abc
+import math
 
 import torch
 
@@ -70,19 +71,57 @@ class DDIM(Sampler):
         for t, t_prev in timestep_pairs(sched.num_timesteps, self.steps, self.spacing):
             tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
             eps = model_fn(x, tt).float()
-            a, a_prev = sched.abar(tt, x), sched.abar(torch.full_like(tt, t_prev), x)
-            x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+            a, a_prev = sched.abar_at(t), sched.abar_at(t_prev)
+            x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
             if self.clip is not None:
                 x0 = x0.clamp(-self.clip, self.clip)
-                eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+                eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
             if t_prev < 0:
                 x = x0
                 break
-            sigma = self.eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)).sqrt()
-            x = a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).clamp(min=0).sqrt() * eps
+            sigma = self.eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
+            x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma ** 2, 0.0)) * eps
             if self.eta > 0:
                 x = x + sigma * noise_like(shape, generator, device)
         return x
 
     def __repr__(self) -> str:
         return f"DDIM(steps={self.steps}, eta={self.eta})"
+
+
+@SAMPLERS.register("ddpm", aliases=("ancestral",))
+class DDPMAncestral(Sampler):
+    """Ancestral sampling (Ho et al. 2020, eq. 6 / Algorithm 2; MaskDM eq. 5): x_{t'} drawn from the
+    posterior q(x_{t'} | x_t, x0_hat) with x0_hat from the predicted epsilon (clipped to
+    ``[-clip, clip]``, as maskdm does). ``steps < T`` walks a respaced chain (Nichol & Dhariwal
+    2021, sec. 4: each step's beta is ``1 - abar_t / abar_t'``). ``variance``: ``small`` is the
+    posterior variance beta~ (maskdm's and iDDPM's fixed choice), ``large`` is beta (Ho et al.'s
+    other option). The last step returns the posterior mean, without noise."""
+
+    def __init__(self, steps: int = 1000, clip: float | None = 1.0, variance: str = "small",
+                 spacing: str = "uniform"):
+        if variance not in ("small", "large"):
+            raise ValueError(f"ddpm sampler: variance must be 'small' (posterior) or 'large' (beta), got {variance!r}")
+        self.steps, self.clip, self.variance, self.spacing = steps, clip, variance, spacing
+
+    @torch.no_grad()
+    def sample(self, model_fn, shape, generator=None, device="cpu"):
+        self.check(model_fn)
+        sched = model_fn.schedule
+        x = noise_like(shape, generator, device)
+        for t, t_prev in timestep_pairs(sched.num_timesteps, self.steps, self.spacing):
+            tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
+            a, a_prev = sched.abar_at(t), sched.abar_at(t_prev)
+            x0 = (x - math.sqrt(1 - a) * model_fn(x, tt).float()) / math.sqrt(a)
+            if self.clip is not None:
+                x0 = x0.clamp(-self.clip, self.clip)
+            beta = 1 - a / a_prev
+            mean = (math.sqrt(a_prev) * beta / (1 - a)) * x0 + (math.sqrt(a / a_prev) * (1 - a_prev) / (1 - a)) * x
+            if t_prev < 0:
+                return mean
+            var = beta * (1 - a_prev) / (1 - a) if self.variance == "small" else beta
+            x = mean + math.sqrt(var) * noise_like(shape, generator, device)
+        return x
+
+    def __repr__(self) -> str:
+        return f"DDPMAncestral(steps={self.steps}, variance={self.variance!r})"

@@ -34,6 +34,11 @@ class DiscreteSchedule:
         out = table[(t + 1).long().to(like.device)]
         return out.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
+    def abar_at(self, t: int) -> float:
+        """alpha-bar at one integer timestep as a float (``t = -1``: 1.0); samplers use it
+        because every sample of a batch is at the same step."""
+        return 1.0 if t < 0 else float(self.alphas_cumprod[t])
+
     def sample_timesteps(self, batch: int, generator: torch.Generator | None = None,
                          device: torch.device | str = "cpu") -> torch.Tensor:
         """Uniform integer timesteps in [0, T)."""

@@ -7,7 +7,7 @@ import torch
 from mdreg.masking import visible_ids
 from mdreg.models.layers import sincos_2d_pos_embed
 from mdreg.registry import BACKBONES, MASKERS
-from official_reference import to_tokens
+from tests.models.official_reference import to_tokens
 
 TINY = {
     "uvit": dict(img_size=8, patch_size=2, in_chans=3, embed_dim=32, depth=3, num_heads=2),

@@ -6,7 +6,7 @@ import torch
 from mdreg.models import load_official
 from mdreg.models.convert_cli import main
 from mdreg.registry import BACKBONES
-from official_layouts import official_layout
+from tests.models.official_layouts import official_layout
 
 
 def test_convert_official_maskdit_and_back(tmp_path, capsys):

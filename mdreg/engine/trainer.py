@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from omegaconf import DictConfig
 
 from mdreg.config import instantiate
@@ -192,6 +193,7 @@ class Trainer:
             loss_sum += loss
             n_logged += 1
             done = self.step >= self.total
+            stop = self._stop_agreed()
             if self.step % log_every == 0 or done:
                 self._check_finite(bad_step)
                 now = time.perf_counter()
@@ -201,12 +203,12 @@ class Trainer:
                 self.monitor.log(self.step, last)
                 loss_sum.zero_()
                 n_logged, t_last = 0, now
-            if done or self.stop_requested or (ckpt_every and self.step % ckpt_every == 0):
+            if done or stop or (ckpt_every and self.step % ckpt_every == 0):
                 self._check_finite(bad_step)
                 self.save()
             if sample_every and self.step % int(sample_every) == 0 and not done:
                 self.save_samples()
-            if self.stop_requested:
+            if stop:
                 print(f"[{self.name}] stopped at step {self.step} on request; checkpoint saved")
                 self.monitor.close()
                 return {"step": self.step, "complete": False, **last}
@@ -214,6 +216,21 @@ class Trainer:
         self.monitor.event({"event": "end", "step": self.step, **last})
         self.monitor.close()
         return {"step": self.step, "complete": True, **last}
+
+    def request_stop(self) -> None:
+        """Ask :meth:`fit` to save a checkpoint and return at the next step boundary.
+        It only sets a flag, so a signal handler may call it."""
+        self.stop_requested = True
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop after this step. With several ranks, a request on any rank stops
+        all of them after the same step (one all-reduce of a flag per step)."""
+        if not self.env.distributed:
+            return self.stop_requested
+        flag = torch.tensor([float(self.stop_requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self.stop_requested = bool(flag.item())
+        return self.stop_requested
 
     def _check_finite(self, bad_step: torch.Tensor) -> None:
         bad = int(bad_step)

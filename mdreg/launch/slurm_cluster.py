@@ -71,11 +71,8 @@ def gpus_in_gres(gres: str) -> int:
     return best
 
 
-def check_cluster(res: SlurmResources) -> str:
-    """Check ``res`` against ``sinfo``; return the partition jobs will run in."""
-    rows = _sinfo("%P", "%D", "%G")  # partition (default marked '*'), nodes, GRES: one row per node group
-    if not rows:
-        raise UserError("sinfo lists no partitions: the cluster has no usable nodes")
+def partitions_from_sinfo(rows: list[list[str]]) -> tuple[dict[str, dict], str | None]:
+    """``sinfo -h -o %P|%D|%G`` rows -> ({partition: nodes, max GPUs per node, GRES}, default)."""
     partitions: dict[str, dict] = {}
     default = None
     for name, nodes, gres in rows:
@@ -85,6 +82,13 @@ def check_cluster(res: SlurmResources) -> str:
         entry["nodes"] += int(nodes)
         entry["gpus"] = max(entry["gpus"], gpus_in_gres(gres))
         entry["gres"].add(gres)
+    return partitions, default
+
+
+def check_resources(res: SlurmResources, partitions: dict[str, dict], default: str | None) -> str:
+    """Raise a UserError if ``res`` cannot run in the cluster; return the partition's name."""
+    if not partitions:
+        raise UserError("sinfo lists no partitions: the cluster has no usable nodes")
     name = res.partition or default
     if name is None:
         raise UserError(f"the cluster has no default partition; choose one with --partition "
@@ -93,15 +97,21 @@ def check_cluster(res: SlurmResources) -> str:
         raise UserError(f"launch.slurm.partition={name!r}: no such partition{did_you_mean(name, partitions)}; "
                         f"sinfo lists {', '.join(sorted(partitions))} (set --partition or launch.slurm.partition)")
     part = partitions[name]
+    gres = ", ".join(sorted(part["gres"]))
     if res.nodes > part["nodes"]:
         raise UserError(f"launch.slurm.nodes={res.nodes} but partition {name!r} has {part['nodes']} node(s); "
                         f"use --nodes {part['nodes']} or fewer")
     if res.gpus_per_node and part["gpus"] == 0:
         raise UserError(f"launch.slurm.gpus_per_node={res.gpus_per_node} but partition {name!r} has no GPUs "
-                        f"(sinfo GRES: {', '.join(sorted(part['gres']))}); use --gpus-per-node 0 to run on CPUs, "
-                        f"or a GPU partition with --partition")
+                        f"(sinfo GRES: {gres}); use --gpus-per-node 0 to run on CPUs, or a GPU partition "
+                        f"with --partition")
     if res.gpus_per_node > part["gpus"]:
         raise UserError(f"launch.slurm.gpus_per_node={res.gpus_per_node} but the nodes of partition {name!r} have "
-                        f"at most {part['gpus']} GPU(s) (sinfo GRES: {', '.join(sorted(part['gres']))}); "
-                        f"use --gpus-per-node {part['gpus']} and more --nodes")
+                        f"at most {part['gpus']} GPU(s) (sinfo GRES: {gres}); use --gpus-per-node {part['gpus']} "
+                        f"and more --nodes")
     return name
+
+
+def check_cluster(res: SlurmResources) -> str:
+    """Check ``res`` against ``sinfo``; return the partition jobs will run in."""
+    return check_resources(res, *partitions_from_sinfo(_sinfo("%P", "%D", "%G")))

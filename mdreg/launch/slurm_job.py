@@ -28,6 +28,16 @@ def export_distributed_env() -> submitit.helpers.TorchDistributedEnvironment:
     return submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 
+def use_allocated_cpus() -> None:
+    """torch sizes its thread pool from the node's cores, not the job's: on a shared node (or
+    without cgroups) that oversubscribes. Use ``cpus_per_task`` unless OMP_NUM_THREADS is set."""
+    import torch
+
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(int(cpus))
+
+
 def describe_task(dist_env: submitit.helpers.TorchDistributedEnvironment) -> str:
     job = submitit.JobEnvironment()
     return (f"job {job.job_id} rank {dist_env.rank}/{dist_env.world_size} local_rank {dist_env.local_rank} "
@@ -49,6 +59,7 @@ class StageJob(submitit.helpers.Checkpointable):
         from mdreg.config import load_config
         from mdreg.engine.trainer import Trainer
 
+        use_allocated_cpus()
         dist_env = export_distributed_env()
         print(f"mdreg: {self.run_dir} stages {', '.join(self.stages)}: {describe_task(dist_env)}", flush=True)
         cfg = load_config(Path(self.run_dir) / "config.yaml")

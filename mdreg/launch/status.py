@@ -140,7 +140,7 @@ def report(path: Path, log_lines: int = 5) -> tuple[str, list[JobState]]:
             st = states[job.job_id]
             state = st.state + (f" ({st.reason})" if st.reason else "")
             done = ", ".join(progress(run / s) for s in job.stages)
-            rows.append([job.job_id, job.label, state, st.start.replace("T", " ") if st.start != "Unknown" else "",
+            rows.append([job.job_id, job.label, state, st.start.replace("T", " ") if st.start not in ("Unknown", "None") else "",
                          st.elapsed, st.exit_code, st.restarts, done])
         out.append(f"== {run}")
         out.append(tabulate(rows, headers=["job", "stages", "state", "start", "elapsed", "exit", "restarts",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from mdreg.errors import UserError
-from mdreg.launch.slurm_resources import CLUSTERS, add_slurm_arguments, cluster_of, flag_values
+from mdreg.launch.slurm_resources import CLUSTERS, add_slurm_arguments, cluster_of, flag_values, slurm_resources
 from mdreg.registry import import_components
 
 
@@ -78,6 +78,7 @@ def main(argv: list[str]) -> int:
         if unknown:
             raise UserError(f"--stages {' '.join(unknown)}: the recipe's stages are {', '.join(known)}")
     cluster = args.cluster or cluster_of(plans[0].cfg)
+    slurm_resources(plans[0].cfg)  # a typo in launch.slurm is reported even for a local run
     if cluster == "slurm":
         return submit_slurm(args, plans)
     if args.dry_run:

@@ -27,8 +27,10 @@ Facts this relies on (submitit 1.5):
   saving: relaunching the same command resumes;
 * Slurm sends USR2 ``launch.slurm.signal_delay_s`` before the time limit: one step plus one
   checkpoint write must fit in it;
-* a plain ``scontrol requeue`` sends no signal: the run restarts from its last periodic
-  checkpoint (``train.ckpt_every``).
+* a plain ``scontrol requeue`` sends no signal, and Slurm's own preemption sends USR2 only
+  when the cluster sets ``PreemptParameters=send_user_signal`` (otherwise SIGTERM, which
+  submitit ignores, then SIGKILL after ``GraceTime``): then the run restarts from its last
+  periodic checkpoint (``train.ckpt_every``).
 """
 from __future__ import annotations
 

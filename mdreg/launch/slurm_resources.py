@@ -168,6 +168,10 @@ def slurm_resources(cfg: DictConfig, flags: dict[str, Any] | None = None) -> Slu
         if str(option).replace("_", "-") in MANAGED:
             problems.append(f"launch.slurm.additional_parameters.{option} is set by mdreg (logs, arrays and "
                             f"dependencies rely on it); remove it")
+    if not problems and values["signal_delay_s"] >= values["timeout_min"] * 60:
+        problems.append(f"launch.slurm.signal_delay_s={values['signal_delay_s']} is not shorter than the time limit "
+                        f"({values['timeout_min']} min): the checkpoint signal would come at once; lower it or "
+                        f"raise --time")
     if problems:
         raise ConfigError("; ".join(problems))
     return SlurmResources(**values)

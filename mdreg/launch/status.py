@@ -162,15 +162,19 @@ def report(path: Path, log_lines: int = 5) -> tuple[str, list[JobState]]:
     return "\n".join(out), list(states.values())
 
 
-def wait(job_ids: list[str], poll_s: float = 3.0, echo=print) -> dict[str, JobState]:
-    """Poll until every job has ended; echo each state change; return the final states."""
+def wait(job_ids: list[str], poll_s: float = 3.0, echo=print, lost_after: int = 10) -> dict[str, JobState]:
+    """Poll until every job has ended; echo each state change; return the final states. A job
+    neither sacct nor squeue knows for ``lost_after`` polls in a row (e.g. the cluster's state
+    was wiped) counts as ended."""
     last: dict[str, str] = {}
+    unknown = {jid: 0 for jid in job_ids}
     while True:
         states = query(job_ids)
         for jid, st in states.items():
             if last.get(jid) != st.state:
                 echo(f"{time.strftime('%H:%M:%S')} {jid}: {st.state}" + (f" ({st.reason})" if st.reason else ""))
                 last[jid] = st.state
-        if all(st.ended for st in states.values()):
+            unknown[jid] = unknown[jid] + 1 if st.state == "UNKNOWN" else 0
+        if all(st.ended or unknown[jid] >= lost_after for jid, st in states.items()):
             return states
         time.sleep(poll_s)

@@ -74,3 +74,8 @@ def test_missing_sbatch_is_a_clear_error(tmp_path, launch, monkeypatch):
 def test_status_of_a_run_never_submitted(tmp_path, launch):
     code, out = launch("--status", tmp_path)
     assert code == 2 and "no Slurm jobs recorded here" in out
+
+
+def test_a_typo_in_launch_is_reported_for_local_runs_too(tmp_path, launch):
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "+launch.slurm.gpu=1", "--dry-run")
+    assert code == 2 and "launch.slurm.gpu is not a Slurm setting" in out

@@ -30,6 +30,7 @@ def test_quickstart_launch_section_is_valid():
     ({"timeout_min": True}, "launch.slurm.timeout_min=True is invalid"),
     ({"setup": ["module load cuda", 3]}, "launch.slurm.setup="),
     ({"additional_parameters": {"output": "x.log"}}, "launch.slurm.additional_parameters.output is set by mdreg"),
+    ({"timeout_min": 2, "signal_delay_s": 120}, "launch.slurm.signal_delay_s=120 is not shorter than the time limit"),
 ])
 def test_bad_values_name_the_key(slurm, message):
     with pytest.raises(ConfigError) as err:

@@ -6,18 +6,6 @@ import re
 
 import pytest
 
-from mdreg.cli import run_cli
-from mdreg.launch.cli import main
-
-
-@pytest.fixture
-def launch(capsys):
-    def run(*argv):
-        code = run_cli(main, [str(a) for a in argv])
-        out = capsys.readouterr()
-        return code, out.out + out.err
-    return run
-
 
 @pytest.mark.parametrize("nodes", [1, 4])
 def test_multi_node_gpu_scripts(tmp_path, launch, nodes):

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mdreg.cli import run_cli
-from mdreg.launch.cli import main
+from tests.cli_runner import launch  # noqa: F401  (a fixture)
 
 HERE = Path(__file__).parent
 
@@ -43,19 +42,3 @@ def local_slurm():
     yield env
     if not was_running:
         subprocess.run(["bash", str(HERE / "stop-local-slurm.sh")], env=env, capture_output=True, timeout=120)
-
-
-@pytest.fixture
-def launch(capsys):
-    """``launch(*argv) -> (exit code, output)``: tools/launch.py in this process. The outputs
-    are printed at teardown, so that pytest shows them when the test fails."""
-    outputs = []
-
-    def run(*argv: str) -> tuple[int, str]:
-        code = run_cli(main, [str(a) for a in argv])
-        out = capsys.readouterr()
-        outputs.append(f"$ tools/launch.py {' '.join(map(str, argv))}  -> {code}\n{out.out}{out.err}")
-        return code, out.out + out.err
-
-    yield run
-    print("\n".join(outputs))

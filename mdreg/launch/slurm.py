@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 import submitit
-from submitit.core.utils import FailedJobError
+from submitit.core.utils import FailedJobError, JobPaths
 from submitit.slurm.slurm import _make_sbatch_string
 
 from mdreg.errors import ConfigError, UserError
@@ -38,7 +38,7 @@ from mdreg.launch.records import JobRecord, append_submission, latest_jobs
 from mdreg.launch.rundir import prepare, write_stage_config
 from mdreg.launch.slurm_cluster import check_cluster, outside_job_env, require_slurm_client
 from mdreg.launch.slurm_job import StageJob
-from mdreg.launch.slurm_resources import SlurmResources, sbatch_parameters
+from mdreg.launch.slurm_resources import SlurmResources, sbatch_parameters, slurm_resources
 from mdreg.launch.status import query
 
 LOGS = "slurm-logs"
@@ -73,8 +73,6 @@ class SlurmExecutor:
 
     def resources(self, plans: list[RunPlan]) -> SlurmResources:
         """The plans' validated resources; a sweep's elements must agree (one array)."""
-        from mdreg.launch.slurm_resources import slurm_resources
-
         found = [slurm_resources(p.cfg, self.flags) for p in plans]
         for plan, res in zip(plans[1:], found[1:]):
             if res != found[0]:
@@ -167,10 +165,10 @@ def submission_summary(groups: list[JobGroup], plans: list[RunPlan]) -> str:
         ids = ", ".join(f"{g.label} {g.job_ids[i]}" for g in groups)
         lines.append(f"  {plan.run_dir}  ({ids})")
     target = plans[0].run_dir if len(plans) == 1 else plans[0].run_dir.parent
-    first = JobRecord(groups[0].stages, groups[0].job_ids[0], str(logs_folder(plans)), 1)
+    first = JobPaths(logs_folder(plans), job_id=groups[0].job_ids[0])
     lines += ["# follow them",
               f"  python tools/launch.py --status {target}",
               f"  logs: {logs_folder(plans)}/<job id>_<task>_log.out|err (linked from RUN_DIR/slurm/), "
-              f"e.g. tail -f {first.paths().stdout}",
+              f"e.g. tail -f {first.stdout}",
               f"  cancel: scancel {' '.join(g.base_id for g in groups)}"]
     return "\n".join(lines)

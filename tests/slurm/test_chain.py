@@ -68,10 +68,11 @@ def test_dry_run_prints_the_scripts_that_were_submitted(submitted, launch):
 
 def test_a_second_submission_waits_for_the_first_and_resumes(submitted, launch):
     _, run_dir, args = submitted
-    code, out = launch(*args)  # returns at once: the jobs are queued
+    code, out = launch(*args, "--stages", "pretrain")  # returns at once: the job is queued
     assert code == 0
     jobs = recorded_jobs(run_dir)
-    code, out = launch(*args)  # the same run again while those jobs are queued/running
+    assert [j["stages"] for j in jobs] == [["pretrain"]]
+    code, out = launch(*args)  # the same run again while that job is queued/running
     assert code == 2 and "already has Slurm jobs queued or running" in out
     assert recorded_jobs(run_dir) == jobs  # nothing new was submitted
     wait_ended([j["job_id"] for j in jobs])

@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "job per stage, chained with afterok)")
     p.add_argument("--wait", action="store_true", help="slurm: block until the jobs end and report their states")
     p.add_argument("--status", nargs="+", metavar="RUN_DIR", default=None,
-                   help="show the Slurm jobs of these run directories (or recipe folders) and exit")
+                   help="show the Slurm jobs of these run directories (or recipe folders) and exit; "
+                        "exit status 0: all completed, 1: some failed or were cancelled, 3: some still queued "
+                        "or running")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a module that registers components (repeatable)")
     p.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of user errors")

@@ -11,7 +11,8 @@ job that submits its evaluation) must not hand the parent's ``SLURM_*``/``SRUN_*
 variables to the child: srun in the child reads e.g. ``SLURM_GPUS_PER_NODE`` and asks for
 the parent's GPUs (submitit #1782). :func:`outside_job_env` hides them. It keeps
 ``SLURM_CONF`` (which ``submitit.helpers.clean_env`` drops, submitit #1814, although the
-client tools need it to find the cluster) and ``SBATCH_*`` (the user's own defaults).
+client tools need it to find the cluster), ``SUBMITIT_PREEMPT_SIGNAL`` and ``SBATCH_*``
+(the user's own settings).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from mdreg.errors import UserError, did_you_mean
 from mdreg.launch.slurm_resources import SlurmResources
 
 _JOB_PREFIXES = ("SLURM_", "SLURMD_", "SRUN_", "SUBMITIT_")
-_KEEP = ("SLURM_CONF",)
+_KEEP = ("SLURM_CONF", "SUBMITIT_PREEMPT_SIGNAL")  # where the cluster is; which signal jobs checkpoint on
 _DISTRIBUTED = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 

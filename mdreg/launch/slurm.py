@@ -80,9 +80,15 @@ class SlurmExecutor:
                 raise ConfigError(f"sweep element {plan.run_name!r} asks for other Slurm resources "
                                   f"(launch.slurm.{', launch.slurm.'.join(keys)}) than {plans[0].run_name!r}; a sweep "
                                   f"is one job array with one set of resources: submit those values separately")
+        world = found[0].nodes * found[0].tasks_per_node
         for plan in plans:
             if plan.run_name == LOGS:
                 raise ConfigError(f"train.run_name={LOGS!r} is where Slurm logs go; choose another run name")
+            for stage in plan.stages:
+                if stage.batch_size % world:
+                    raise ConfigError(f"stages.{stage.name}.batch_size={stage.batch_size} (the global batch) does not "
+                                      f"split over {world} tasks ({found[0].nodes} node(s) x {found[0].tasks_per_node}"
+                                      f" per node, one per GPU); change the batch size, --nodes or --gpus-per-node")
         return found[0]
 
     def groups(self, plans: list[RunPlan], stages: list[str] | None) -> list[JobGroup]:

@@ -67,3 +67,9 @@ def test_status_of_a_run_never_submitted(tmp_path, launch):
 def test_a_typo_in_launch_is_reported_for_local_runs_too(tmp_path, launch):
     code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "+launch.slurm.gpu=1", "--dry-run")
     assert code == 2 and "launch.slurm.gpu is not a Slurm setting" in out
+
+
+def test_the_global_batch_must_split_over_the_tasks(tmp_path, launch):
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "--cluster", "slurm",
+                       "--gpus-per-node", "3", "--dry-run")
+    assert code == 2 and "stages.pretrain.batch_size=64 (the global batch) does not split over 3 tasks" in out

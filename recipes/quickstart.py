@@ -6,13 +6,16 @@
 
     python tools/launch.py recipes/quickstart.py                    # about 2.5 min on 2 cores
     python tools/launch.py recipes/quickstart.py train.max_steps=50 # a shorter look
+    python tools/launch.py recipes/quickstart.py --cluster slurm    # as Slurm jobs (pretrain -> finetune)
 """
 from mdreg.config import L
 
+from .common.launch import launch
 from .common.optim import adamw, warmup
 from .common.train import train
 
 train.update(ckpt_every=100, log_every=20)
+launch["slurm"].update(cpus_per_task=2, mem_gb=4, timeout_min=60)  # a CPU job; see recipes/common/launch.py
 
 model = L("backbone:uvit")(img_size=16, patch_size=4, in_chans=3, embed_dim=128, depth=5, num_heads=4,
                           pos_init="sincos")

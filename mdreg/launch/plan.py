@@ -8,7 +8,9 @@ folders. Sweeps (``--sweep`` or swept overrides ``key=a,b``, and a recipe's decl
 Run names: ``train.run_name`` when set; otherwise ``default`` for the recipe as written,
 or a name made from the overrides (``max_steps=50``), so that the same command always
 maps to the same directory (relaunching resumes) and a different command never
-overwrites another run.
+overwrites another run. A sweep element's name ends with its swept values, kept readable
+(``max_steps=50,seed=1``; ``NAME,seed=1`` with ``train.run_name=NAME``) unless the
+recipe's sweep names the element (``_name_``). Two elements may never share a directory.
 """
 from __future__ import annotations
 
@@ -67,6 +69,18 @@ def run_name_for(overrides: list[str]) -> str:
     return _slug(",".join(parts)) if parts else "default"
 
 
+def _key(text: str) -> str:
+    return text.lstrip("+~").split("=")[0]
+
+
+def sweep_name(base: str, values: dict[str, object]) -> str:
+    """``base`` followed by a sweep element's values (``default`` is dropped)."""
+    shown = ",".join(f"{re.sub(r'^(train|stages)[.]', '', k)}={v}" for k, v in values.items())
+    if not shown:
+        return base
+    return _slug(shown) if base == "default" else f"{base},{_slug(shown)}"
+
+
 def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
     from mdreg.engine.trainer import effective_steps
 
@@ -90,7 +104,12 @@ def make_plan(recipe: Path, cfg: DictConfig, overrides: list[str], notes: list[s
 
     validate_train(cfg.train)
     recipe_name = recipe.stem
-    run_name = cfg.train.get("run_name") or run_name_for(overrides)
+    values = {k: v for k, v in (sweep_values or {}).items() if k != "_name_"}
+    run_name = cfg.train.get("run_name")
+    if run_name is None:
+        run_name = sweep_name(run_name_for([t for t in overrides if _key(t) not in values]), values)
+    elif values and "_name_" not in (sweep_values or {}):
+        run_name = sweep_name(str(run_name), values)
     root = Path(cfg.train.get("output_root") or "runs")
     run_dir = root / recipe_name / str(run_name)
     return RunPlan(recipe, recipe_name, str(run_name), run_dir, cfg, list(overrides), stage_plans(cfg, run_dir),
@@ -119,6 +138,12 @@ def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = ())
             with_sweep_removed(cfg)
         _require_train(cfg)
         plans.append(make_plan(recipe, cfg, texts, notes, element.values))
+    seen: dict[Path, RunPlan] = {}
+    for plan in plans:
+        if plan.run_dir in seen:
+            raise ConfigError(f"sweep elements {seen[plan.run_dir].sweep_values} and {plan.sweep_values} would share "
+                              f"the run directory {plan.run_dir}; give the recipe's sweep elements distinct _name_s")
+        seen[plan.run_dir] = plan
     return plans
 
 

@@ -38,7 +38,9 @@ def prepare(plan: RunPlan) -> None:
     text = dump_yaml(plan.cfg)  # refuses lambdas etc. before anything is written
     saved = plan.run_dir / "config.yaml"
     if saved.is_file():
-        differences = diff_trees(load_config(saved), plan.cfg)
+        # launch.* says where and how the run executes, not what it trains: resubmitting with
+        # other resources (or locally) continues the same run
+        differences = [d for d in diff_trees(load_config(saved), plan.cfg) if not d[0].startswith("launch.")]
         if differences:
             shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in differences[:6])
             more = f" (+{len(differences) - 6} more)" if len(differences) > 6 else ""

@@ -1,0 +1,85 @@
+"""The job graph of a submission: which sbatch submissions, in which order, after which.
+
+* one run, several stages: one job per stage, each ``afterok`` on the previous one;
+* a sweep (N runs): one job ARRAY per stage, element i = run i. Stage k+1's array waits
+  element-wise, ``aftercorr``: its element i starts when element i of stage k's array has
+  completed successfully. Why ``aftercorr`` rather than N single jobs with ``afterok``:
+  the sweep stays one array per stage (one queue entry each, one ``array_parallelism``
+  throttle, one id to cancel), and a fast element's next stage starts at once instead of
+  waiting for the whole previous array (what ``afterok:ARRAY`` would do);
+* ``--single-job``: one job (or one array) that runs all stages in order.
+
+Every dependent job is submitted with ``--kill-on-invalid-dep=yes``: when a stage fails,
+Slurm cancels what depends on it instead of leaving it pending forever.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mdreg.launch.plan import RunPlan
+
+
+@dataclass
+class JobGroup:
+    """One sbatch submission: a single job (one run) or an array (one element per run)."""
+
+    index: int                 # 1-based position in the chain
+    stages: list[str]          # what each element runs, in order
+    plans: list[RunPlan]
+    after: "JobGroup | None" = None
+    job_ids: list[str] = field(default_factory=list)  # filled in by the submission
+
+    @property
+    def is_array(self) -> bool:
+        return len(self.plans) > 1
+
+    @property
+    def label(self) -> str:
+        return "+".join(self.stages)
+
+    @property
+    def job_name(self) -> str:
+        return f"{self.plans[0].recipe_name}.{self.label}"
+
+    @property
+    def base_id(self) -> str | None:
+        """The job id (single job) or the array's id, once submitted."""
+        return self.job_ids[0].split("_")[0] if self.job_ids else None
+
+    def dependency(self, placeholder: bool = False) -> str | None:
+        """``afterok:ID`` / ``aftercorr:ARRAY_ID`` on the previous group (None for the first)."""
+        if self.after is None:
+            return None
+        kind = "aftercorr" if self.is_array else "afterok"
+        target = f"<id of job {self.after.index}>" if placeholder else self.after.base_id
+        return f"{kind}:{target}"
+
+
+def chain(plans: list[RunPlan], stages: list[str] | None = None, single_job: bool = False) -> list[JobGroup]:
+    """The groups to submit, in dependency order."""
+    names = [s.name for s in plans[0].stages if not stages or s.name in stages]
+    steps = [names] if single_job else [[name] for name in names]
+    groups: list[JobGroup] = []
+    for i, step in enumerate(steps, 1):
+        groups.append(JobGroup(i, step, plans, groups[-1] if groups else None))
+    return groups
+
+
+def describe_graph(groups: list[JobGroup]) -> str:
+    """Text: each group, its array expansion and what it waits for."""
+    lines = ["# dependency graph"]
+    for g in groups:
+        ids = f" = {', '.join(g.job_ids)}" if g.job_ids else ""
+        what = f"array of {len(g.plans)} (0-{len(g.plans) - 1})" if g.is_array else "job"
+        wait = ""
+        if g.after is not None:
+            wait = (f"  <- element i after element i of [{g.after.index}] (aftercorr)" if g.is_array
+                    else f"  <- after [{g.after.index}] completes successfully (afterok)")
+        lines.append(f"[{g.index}] {g.job_name}: {what}, stages {', '.join(g.stages)}{ids}{wait}")
+    first = groups[0]
+    if first.is_array:
+        lines.append("# array expansion (element -> run directory, swept values)")
+        for i, plan in enumerate(first.plans):
+            values = ", ".join(f"{k}={v}" for k, v in plan.sweep_values.items())
+            lines.append(f"  [{i}] {plan.run_dir}  {values}")
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""The Slurm executor: submit a plan's stages as Slurm jobs through submitit.
+
+Beside :class:`~mdreg.launch.local.LocalExecutor`, same inputs (plans, stages). It
+returns once sbatch has accepted everything (``--wait`` then follows the jobs).
+
+* resources: the recipe's ``launch.slurm`` section and flags
+  (:mod:`mdreg.launch.slurm_resources`); one task per GPU;
+* job graph: one job per stage chained with ``afterok``; a sweep is one job array per
+  stage, chained element-wise with ``aftercorr`` (:mod:`mdreg.launch.jobs`);
+* inside a job: :class:`~mdreg.launch.slurm_job.StageJob` (distributed env, preemption);
+* before sbatch runs: the client tools, the partition and its GPUs are checked, every run
+  directory gets its ``config.yaml`` (a different existing run there is an error), and a
+  run whose earlier jobs are still queued or running is refused. If sbatch refuses a later
+  job of the chain, the jobs already submitted are cancelled.
+* logs: submitit's folder ``<output_root>/<recipe>/slurm-logs/`` (shared by an array's
+  elements), linked from each ``RUN_DIR/slurm/``, with the job ids in ``jobs.json``.
+
+``--dry-run`` renders the exact sbatch scripts with submitit's ``_make_sbatch_string``
+(what ``SlurmExecutor`` writes, without needing ``srun``), the array expansion and the
+dependency graph; it asks nothing of the cluster.
+"""
+from __future__ import annotations
+
+import shlex
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import submitit
+from submitit.core.utils import FailedJobError, JobPaths
+from submitit.slurm.slurm import _make_sbatch_string
+
+from mdreg.errors import ConfigError, UserError
+from mdreg.launch.jobs import JobGroup, chain, describe_graph
+from mdreg.launch.plan import RunPlan
+from mdreg.launch.records import JobRecord, append_submission, latest_jobs
+from mdreg.launch.rundir import prepare, write_stage_config
+from mdreg.launch.slurm_cluster import check_cluster, outside_job_env, require_slurm_client
+from mdreg.launch.slurm_job import StageJob
+from mdreg.launch.slurm_resources import SlurmResources, sbatch_parameters, slurm_resources
+from mdreg.launch.status import query
+
+LOGS = "slurm-logs"
+
+
+def logs_folder(plans: list[RunPlan]) -> Path:
+    return plans[0].run_dir.parent.absolute() / LOGS
+
+
+def python_path_setup() -> list[str]:
+    """Make ``mdreg`` importable in the job when it is used from a checkout (not installed)."""
+    import mdreg
+
+    root = str(Path(mdreg.__file__).resolve().parent.parent)
+    if root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+        return []
+    return [f"export PYTHONPATH={shlex.quote(root)}${{PYTHONPATH:+:$PYTHONPATH}}"]
+
+
+def submit_command(folder: Path) -> str:
+    """The command submitit's SlurmExecutor puts in the script (``_submitit_command_str``)."""
+    return " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+
+
+class SlurmExecutor:
+    """Submits plans as Slurm jobs; ``flags`` are resource flags by key (``--nodes`` -> nodes)."""
+
+    name = "slurm"
+
+    def __init__(self, flags: dict | None = None, single_job: bool = False):
+        self.flags, self.single_job = dict(flags or {}), single_job
+
+    def resources(self, plans: list[RunPlan]) -> SlurmResources:
+        """The plans' validated resources; a sweep's elements must agree (one array)."""
+        found = [slurm_resources(p.cfg, self.flags) for p in plans]
+        for plan, res in zip(plans[1:], found[1:]):
+            if res != found[0]:
+                keys = [k for k, v in res.as_dict().items() if v != found[0].as_dict()[k]]
+                raise ConfigError(f"sweep element {plan.run_name!r} asks for other Slurm resources "
+                                  f"(launch.slurm.{', launch.slurm.'.join(keys)}) than {plans[0].run_name!r}; a sweep "
+                                  f"is one job array with one set of resources: submit those values separately")
+        world = found[0].nodes * found[0].tasks_per_node
+        for plan in plans:
+            if plan.run_name == LOGS:
+                raise ConfigError(f"train.run_name={LOGS!r} is where Slurm logs go; choose another run name")
+            for stage in plan.stages:
+                if stage.batch_size % world:
+                    raise ConfigError(f"stages.{stage.name}.batch_size={stage.batch_size} (the global batch) does not "
+                                      f"split over {world} tasks ({found[0].nodes} node(s) x {found[0].tasks_per_node}"
+                                      f" per node, one per GPU); change the batch size, --nodes or --gpus-per-node")
+        return found[0]
+
+    def groups(self, plans: list[RunPlan], stages: list[str] | None) -> list[JobGroup]:
+        return chain(plans, stages, self.single_job)
+
+    def dry_run(self, plans: list[RunPlan], stages: list[str] | None = None) -> str:
+        """The sbatch scripts, array expansion and dependency graph; submits nothing."""
+        res, groups, folder = self.resources(plans), self.groups(plans, stages), logs_folder(plans)
+        parts = []
+        for g in groups:
+            params = sbatch_parameters(res, g.job_name, g.dependency(placeholder=True), python_path_setup())
+            script = _make_sbatch_string(command=submit_command(folder), folder=folder,
+                                         map_count=len(g.plans) if g.is_array else None, **params)
+            kind = f"array of {len(g.plans)}" if g.is_array else "job"
+            parts.append(f"# [{g.index}] {g.job_name}: sbatch script ({kind}, {res.nodes} node(s) x "
+                         f"{res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per node)\n{script}")
+        parts.append(describe_graph(groups))
+        parts.append("# dry run: nothing was submitted")
+        return "\n".join(parts)
+
+    def submit(self, plans: list[RunPlan], stages: list[str] | None = None) -> list[JobGroup]:
+        """Check, prepare the run directories, submit the chain; returns the submitted groups."""
+        require_slurm_client()
+        res, groups, folder = self.resources(plans), self.groups(plans, stages), logs_folder(plans)
+        with outside_job_env():
+            check_cluster(res)
+            refuse_active_runs(plans)
+            for plan in plans:
+                prepare(plan)
+                for g in groups:
+                    for name in g.stages:
+                        write_stage_config(plan, name)
+            submit_groups(groups, res, folder)
+        for i, plan in enumerate(plans):
+            jobs = [JobRecord(g.stages, g.job_ids[i], str(folder), res.nodes * res.tasks_per_node, g.dependency())
+                    for g in groups]
+            append_submission(plan.run_dir, jobs, res.as_dict())
+        return groups
+
+
+def submit_groups(groups: list[JobGroup], res: SlurmResources, folder: Path) -> None:
+    """sbatch each group in order; on a refusal, cancel what was submitted and explain."""
+    done: list[JobGroup] = []
+    for g in groups:
+        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=res.max_num_timeout)
+        executor.update_parameters(**sbatch_parameters(res, g.job_name, g.dependency(), python_path_setup()))
+        calls = [StageJob(plan.run_dir, g.stages) for plan in g.plans]
+        try:
+            if g.is_array:
+                with executor.batch():
+                    jobs = [executor.submit(call) for call in calls]
+            else:
+                jobs = [executor.submit(calls[0])]
+        except FailedJobError as exc:
+            cancelled = [g2.base_id for g2 in done]
+            if cancelled:
+                subprocess.run(["scancel", *cancelled], capture_output=True)
+            note = f"; cancelled the jobs already submitted ({', '.join(cancelled)})" if cancelled else ""
+            raise UserError(f"sbatch refused job [{g.index}] {g.job_name}: {str(exc).strip()}{note}") from None
+        g.job_ids = [job.job_id for job in jobs]
+        done.append(g)
+
+
+def refuse_active_runs(plans: list[RunPlan]) -> None:
+    """Two job chains writing one run directory would corrupt it."""
+    for plan in plans:
+        jobs = latest_jobs(plan.run_dir)
+        states = query([j.job_id for j in jobs]) if jobs else {}
+        active = [f"{jid} ({st.state})" for jid, st in states.items() if not st.ended and st.state != "UNKNOWN"]
+        if active:
+            raise UserError(f"{plan.run_dir} already has Slurm jobs queued or running: {', '.join(active)}. "
+                            f"Follow them with python tools/launch.py --status {plan.run_dir}, or cancel them "
+                            f"(scancel) before submitting again")
+
+
+def submission_summary(groups: list[JobGroup], plans: list[RunPlan]) -> str:
+    """What the user reads after submitting: ids, run dirs, how to follow them."""
+    lines = [describe_graph(groups), "# run directories"]
+    for i, plan in enumerate(plans):
+        ids = ", ".join(f"{g.label} {g.job_ids[i]}" for g in groups)
+        lines.append(f"  {plan.run_dir}  ({ids})")
+    target = plans[0].run_dir if len(plans) == 1 else plans[0].run_dir.parent
+    first = JobPaths(logs_folder(plans), job_id=groups[0].job_ids[0])
+    lines += ["# follow them",
+              f"  python tools/launch.py --status {target}",
+              f"  logs: {logs_folder(plans)}/<job id>_<task>_log.out|err (linked from RUN_DIR/slurm/), "
+              f"e.g. tail -f {first.stdout}",
+              f"  cancel: scancel {' '.join(g.base_id for g in groups)}"]
+    return "\n".join(lines)

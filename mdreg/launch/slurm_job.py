@@ -1,0 +1,68 @@
+"""What runs inside a Slurm job: the stages of one run directory, in order.
+
+The job reads the run's ``config.yaml`` (written at submission), so the run directory is
+the single source of truth: a requeued or relaunched job trains exactly what was
+submitted. Each task joins torch.distributed through
+:func:`mdreg.engine.distributed.setup_from_slurm` (submitit's JobEnvironment gives rank,
+local rank, world size and the master address/port). Preemption: see :mod:`mdreg.launch.preemption`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import submitit
+
+from mdreg.launch.preemption import StopAtStepBoundary
+
+
+def use_allocated_cpus() -> None:
+    """torch sizes its thread pool from the node's cores, not the job's: on a shared node (or
+    without cgroups) that oversubscribes. Use ``cpus_per_task`` unless OMP_NUM_THREADS is set."""
+    import torch
+
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(int(cpus))
+
+
+def describe_task(env) -> str:
+    """One line naming this task's place in the job (printed to the job's log)."""
+    job = submitit.JobEnvironment()
+    return (f"job {job.job_id} rank {env.rank}/{env.world_size} local_rank {env.local_rank} "
+            f"node {job.node}/{job.num_nodes} ({job.hostname}) "
+            f"master {os.environ.get('MASTER_ADDR', '-')}:{os.environ.get('MASTER_PORT', '-')} "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')} "
+            f"restart {os.environ.get('SLURM_RESTART_COUNT', '0')}")
+
+
+class StageJob(submitit.helpers.Checkpointable):
+    """Train ``stages`` of the run in ``run_dir``; requeued as is after a preemption or
+    time limit (``Checkpointable.checkpoint`` resubmits the same call: all state is in
+    the run directory)."""
+
+    def __init__(self, run_dir: str | Path, stages: list[str]):
+        self.run_dir = str(Path(run_dir).absolute())
+        self.stages = list(stages)
+
+    def __call__(self) -> dict[str, dict]:
+        from mdreg.config import load_config
+        from mdreg.engine.distributed import setup_from_slurm
+        from mdreg.engine.trainer import Trainer
+
+        use_allocated_cpus()
+        cfg = load_config(Path(self.run_dir) / "config.yaml")
+        env = setup_from_slurm(cfg.train.get("device", "auto"))
+        print(f"mdreg: {self.run_dir} stages {', '.join(self.stages)}: {describe_task(env)}", flush=True)
+        results: dict[str, dict] = {}
+        with StopAtStepBoundary() as stop:
+            for name in self.stages:
+                if stop.requested:
+                    stop.requeue()
+                trainer = Trainer(cfg, name, self.run_dir, env=env)
+                stop.attach(trainer)
+                results[name] = trainer.fit()
+                stop.detach()
+                if not results[name]["complete"]:
+                    stop.requeue()
+        return results

@@ -1,0 +1,180 @@
+"""``python tools/launch.py --status RUN_DIR``: the Slurm jobs of a run (or of every run
+under a recipe folder): state and restarts from ``sacct`` (the pending reason from
+``squeue``), training progress, the tail of each job's log and the traceback of a failed
+one. ``--wait`` polls the same until every job has ended.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from submitit.slurm.slurm import read_job_id
+from tabulate import tabulate
+
+from mdreg.errors import UserError
+from mdreg.launch.records import RECORD, JobRecord, latest_jobs
+
+ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
+         "PREEMPTED")
+_SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End", "Elapsed", "NodeList")
+
+
+@dataclass
+class JobState:
+    state: str = "UNKNOWN"   # first word of sacct's State ("CANCELLED by 0" -> CANCELLED)
+    exit_code: str = ""
+    start: str = ""
+    end: str = ""
+    elapsed: str = ""
+    nodes: str = ""
+    reason: str = ""          # squeue's reason while pending (Dependency, Resources, ...)
+    restarts: int = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UserError(f"{cmd[0]} failed ({exc}); is this a Slurm login node?") from None
+    if out.returncode != 0:
+        raise UserError(f"{' '.join(cmd[:3])} ... failed: {out.stderr.strip()}")
+    return out.stdout
+
+
+def _expand(job_id: str) -> list[str]:
+    """``12``, ``12_3``, ``12_[0-2%2]`` -> the job ids they stand for."""
+    out = []
+    for part in read_job_id(job_id):
+        if len(part) == 3:
+            out += [f"{part[0]}_{i}" for i in range(int(part[1]), int(part[2]) + 1)]
+        else:
+            out.append("_".join(part))
+    return out
+
+
+def query(job_ids: list[str]) -> dict[str, JobState]:
+    """The state of each job id (``123`` or ``123_4``), one sacct and one squeue call."""
+    bases = sorted({j.split("_")[0] for j in job_ids})
+    states = {j: JobState() for j in job_ids}
+    if not bases:
+        return states
+    text = _run(["sacct", "-D", "-X", "-P", "-n", "-o", ",".join(_SACCT_FIELDS), "-j", ",".join(bases)])
+    for line in text.splitlines():
+        row = dict(zip(_SACCT_FIELDS, line.split("|")))
+        for jid in _expand(row["JobID"]) if row.get("JobID") else []:
+            if jid in states:
+                seen = states[jid].state != "UNKNOWN"
+                restarts = states[jid].restarts + (1 if seen else 0)
+                states[jid] = JobState(row["State"].split()[0], row["ExitCode"], row["Start"], row["End"],
+                                       row["Elapsed"], row["NodeList"], restarts=restarts)
+    text = _run(["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(bases)])
+    for line in text.splitlines():
+        jid, state, reason = (line.split("|") + ["", ""])[:3]
+        if jid in states:
+            if states[jid].state == "UNKNOWN":  # not in accounting yet
+                states[jid].state = state
+            if state == "PENDING" and reason != "None":
+                states[jid].reason = reason
+    return states
+
+
+def run_dirs_under(path: Path) -> list[Path]:
+    """``path`` if it is a submitted run, else every submitted run below it (a sweep)."""
+    path = Path(path)
+    if (path / RECORD).is_file():
+        return [path]
+    found = sorted(p.parent.parent for p in path.glob(f"*/{RECORD}")) if path.is_dir() else []
+    if not found:
+        raise UserError(f"{path}: no Slurm jobs recorded here ({RECORD} not found); give a run directory "
+                        f"(<output_root>/<recipe>/<run name>) or a recipe folder holding several")
+    return found
+
+
+def progress(stage_dir: Path) -> str:
+    """``step/total`` from the stage's metrics.jsonl (rank 0 writes it), or ``-``."""
+    path = stage_dir / "metrics.jsonl"
+    if not path.is_file():
+        return "-"
+    step, total = None, None
+    for line in path.read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        step = event.get("step", step)
+        total = event.get("total_steps", total)
+    return f"{step}/{total}" if step is not None else "-"
+
+
+def tail(path: Path, lines: int) -> list[str]:
+    if not path.is_file():
+        return []
+    return path.read_text(errors="replace").splitlines()[-lines:]
+
+
+def traceback_of(job: JobRecord) -> list[str]:
+    """The last Python traceback in the job's stderr (any task), or []."""
+    for task in range(job.tasks):
+        text = tail(job.paths(task).stderr, 400)
+        starts = [i for i, line in enumerate(text) if line.startswith("Traceback (most recent call last)")]
+        if starts:
+            return [line for line in text[starts[-1]:] if not line.startswith(("srun: ", "slurmstepd: "))][-60:]
+    return []
+
+
+def report(path: Path, log_lines: int = 5) -> tuple[str, list[JobState]]:
+    """The status text of the run(s) at ``path`` and the jobs' states."""
+    runs = [(run, latest_jobs(run)) for run in run_dirs_under(path)]
+    states = query([j.job_id for _, jobs in runs for j in jobs])
+    out = []
+    for run, jobs in runs:
+        rows = []
+        for job in jobs:
+            st = states[job.job_id]
+            state = st.state + (f" ({st.reason})" if st.reason else "")
+            done = ", ".join(progress(run / s) for s in job.stages)
+            rows.append([job.job_id, job.label, state, st.start.replace("T", " ") if st.start not in ("Unknown", "None") else "",
+                         st.elapsed, st.exit_code, st.restarts, done])
+        out.append(f"== {run}")
+        out.append(tabulate(rows, headers=["job", "stages", "state", "start", "elapsed", "exit", "restarts",
+                                           "steps"]))
+        for job in jobs:
+            st = states[job.job_id]
+            paths = job.paths()
+            out.append(f"-- {job.job_id} {job.label}: {paths.stdout}")
+            out += [f"   | {line}" for line in tail(paths.stdout, log_lines)]
+            if st.state in ENDED and st.state != "COMPLETED":
+                trace = traceback_of(job)
+                if trace:
+                    out.append(f"   {st.state}: traceback from {paths.stderr}")
+                    out += [f"   ! {line}" for line in trace]
+                elif st.state == "CANCELLED" and job.dependency:
+                    out.append(f"   cancelled: its dependency ({job.dependency}) failed or was cancelled")
+                else:
+                    out += [f"   ! {line}" for line in tail(paths.stderr, log_lines)]
+    return "\n".join(out), list(states.values())
+
+
+def wait(job_ids: list[str], poll_s: float = 3.0, echo=print, lost_after: int = 10) -> dict[str, JobState]:
+    """Poll until every job has ended; echo each state change; return the final states. A job
+    neither sacct nor squeue knows for ``lost_after`` polls in a row (e.g. the cluster's state
+    was wiped) counts as ended."""
+    last: dict[str, str] = {}
+    unknown = {jid: 0 for jid in job_ids}
+    while True:
+        states = query(job_ids)
+        for jid, st in states.items():
+            if last.get(jid) != st.state:
+                echo(f"{time.strftime('%H:%M:%S')} {jid}: {st.state}" + (f" ({st.reason})" if st.reason else ""))
+                last[jid] = st.state
+            unknown[jid] = unknown[jid] + 1 if st.state == "UNKNOWN" else 0
+        if all(st.ended or unknown[jid] >= lost_after for jid, st in states.items()):
+            return states
+        time.sleep(poll_s)

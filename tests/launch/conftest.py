@@ -1,0 +1,1 @@
+from tests.cli_runner import launch  # noqa: F401  (a fixture)

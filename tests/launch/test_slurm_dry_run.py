@@ -1,0 +1,75 @@
+"""``--dry-run --cluster slurm``: the sbatch scripts, array expansion and dependency graph,
+with no cluster (and no GPUs) needed and nothing written; errors before submission."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+
+@pytest.mark.parametrize("nodes", [1, 4])
+def test_multi_node_gpu_scripts(tmp_path, launch, nodes):
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", f"launch.slurm.nodes={nodes}",
+                       "launch.slurm.gpus_per_node=8", "--cluster", "slurm", "--dry-run")
+    assert code == 0
+    scripts = out.split("#!/bin/bash")[1:]
+    assert len(scripts) == 2  # pretrain, finetune
+    for script in scripts:
+        assert f"#SBATCH --nodes={nodes}" in script and "#SBATCH --gpus-per-node=8" in script
+        assert "#SBATCH --ntasks-per-node=8" in script and "#SBATCH --requeue" in script
+        assert "-m submitit.core._submit" in script
+    assert "#SBATCH --dependency='afterok:<id of job 1>'" in scripts[1]
+    assert "[2] quickstart.finetune: job, stages finetune  <- after [1] completes successfully (afterok)" in out
+    assert not tmp_path.joinpath("quickstart").exists()  # nothing written, nothing submitted
+
+
+def test_sweep_is_two_arrays_chained_element_wise(tmp_path, launch):
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "train.seed=1,2,3",
+                       "--cluster", "slurm", "--array-parallelism", "2", "--dry-run")
+    assert code == 0
+    assert out.count("#SBATCH --array=0-2%2") == 2
+    assert "#SBATCH --dependency='aftercorr:<id of job 1>'" in out
+    for seed in (1, 2, 3):
+        assert re.search(rf"\[{seed - 1}\] \S+/quickstart/seed={seed}  train.seed={seed}", out)
+
+
+def test_single_job_runs_all_stages(tmp_path, launch):
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "--cluster", "slurm",
+                       "--single-job", "--dry-run")
+    assert code == 0 and out.count("#!/bin/bash") == 1 and "stages pretrain, finetune" in out
+
+
+def test_sweep_elements_need_the_same_resources(tmp_path, launch):
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "launch.slurm.nodes=1,2",
+                       "--cluster", "slurm", "--dry-run")
+    assert code == 2 and "asks for other Slurm resources (launch.slurm.nodes)" in out
+
+
+def test_invalid_sweep_syntax_is_an_error_before_submission(tmp_path, launch):
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "train.seed=range(1,",
+                       "--cluster", "slurm")
+    assert code == 2 and "is not valid override syntax" in out
+    assert not tmp_path.joinpath("quickstart").exists()
+
+
+def test_missing_sbatch_is_a_clear_error(tmp_path, launch, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Slurm client tools here
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "--cluster", "slurm")
+    assert code == 2 and "sbatch, srun, sinfo, sacct are not on PATH" in out and "--dry-run" in out
+    assert not tmp_path.joinpath("quickstart").exists()
+
+
+def test_status_of_a_run_never_submitted(tmp_path, launch):
+    code, out = launch("--status", tmp_path)
+    assert code == 2 and "no Slurm jobs recorded here" in out
+
+
+def test_a_typo_in_launch_is_reported_for_local_runs_too(tmp_path, launch):
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "+launch.slurm.gpu=1", "--dry-run")
+    assert code == 2 and "launch.slurm.gpu is not a Slurm setting" in out
+
+
+def test_the_global_batch_must_split_over_the_tasks(tmp_path, launch):
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "--cluster", "slurm",
+                       "--gpus-per-node", "3", "--dry-run")
+    assert code == 2 and "stages.pretrain.batch_size=64 (the global batch) does not split over 3 tasks" in out

@@ -1,0 +1,81 @@
+"""A tiny two-stage quickstart submitted to Slurm: two jobs chained with afterok."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from slurm_helpers import SMALL_JOB, TINY, recorded_jobs, sacct, wait_ended
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(scope="module")
+def submitted(tmp_path_factory):
+    """Submit with --wait (the module's tests share the one submission)."""
+    from mdreg.cli import run_cli
+    from mdreg.launch.cli import main
+
+    root = tmp_path_factory.mktemp("chain")
+    args = ["recipes/quickstart.py", *TINY, f"train.output_root={root}", "train.run_name=tiny",
+            "--cluster", "slurm", *SMALL_JOB]
+    code = run_cli(main, [*args, "--wait"])
+    return code, root / "quickstart" / "tiny", args
+
+
+def test_both_stages_complete(submitted):
+    code, run_dir, _ = submitted
+    assert code == 0
+    jobs = recorded_jobs(run_dir)
+    assert [j["stages"] for j in jobs] == [["pretrain"], ["finetune"]]
+    assert jobs[1]["dependency"] == f"afterok:{jobs[0]['job_id']}"
+    for job in jobs:
+        assert sacct(job["job_id"])[-1]["State"] == "COMPLETED"
+    for stage in ("pretrain", "finetune"):
+        state = torch.load(run_dir / stage / "checkpoints" / "step_00000002.pt", weights_only=True)
+        assert state["step"] == 2 and state["stage"] == stage
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "finetune" / "config.yaml").is_file()
+
+
+def test_second_stage_starts_after_the_first_ends(submitted):
+    _, run_dir, _ = submitted
+    first, second = (sacct(j["job_id"])[-1] for j in recorded_jobs(run_dir))
+    assert second["Start"] >= first["End"], (first, second)  # ISO timestamps compare as strings
+
+
+def test_status_shows_states_and_log_tail(submitted, launch):
+    _, run_dir, _ = submitted
+    code, out = launch("--status", run_dir)
+    assert code == 0
+    jobs = recorded_jobs(run_dir)
+    for job in jobs:
+        assert re.search(rf"{job['job_id']}\s+{job['stages'][0]}\s+COMPLETED", out)
+    assert "[finetune]" in out and "2/2" in out  # the log's tail, the steps done
+    assert (run_dir / "slurm" / f"pretrain.{jobs[0]['job_id']}.out").resolve().is_file()
+
+
+def test_dry_run_prints_the_scripts_that_were_submitted(submitted, launch):
+    _, run_dir, args = submitted
+    code, out = launch(*args, "--dry-run")
+    assert code == 0 and "nothing was submitted" in out
+    folder = run_dir.parent / "slurm-logs"
+    for job in recorded_jobs(run_dir):
+        script = (folder / f"{job['job_id']}_submission.sh").read_text()
+        body = re.sub(r"#SBATCH --dependency=.*\n", "", script)
+        assert body.strip() in re.sub(r"#SBATCH --dependency=.*\n", "", out)
+
+
+def test_a_second_submission_waits_for_the_first_and_resumes(submitted, launch):
+    _, run_dir, args = submitted
+    code, out = launch(*args, "--stages", "pretrain")  # returns at once: the job is queued
+    assert code == 0
+    jobs = recorded_jobs(run_dir)
+    assert [j["stages"] for j in jobs] == [["pretrain"]]
+    code, out = launch(*args)  # the same run again while that job is queued/running
+    assert code == 2 and "already has Slurm jobs queued or running" in out
+    assert recorded_jobs(run_dir) == jobs  # nothing new was submitted
+    wait_ended([j["job_id"] for j in jobs])
+    assert all(sacct(j["job_id"])[-1]["State"] == "COMPLETED" for j in jobs)
+    log = (run_dir / "slurm" / f"pretrain.{jobs[0]['job_id']}.out").read_text()
+    assert "already complete (2/2 steps)" in log  # relaunching resumes: the finished stage is not redone

@@ -114,7 +114,7 @@ class Trainer:
         self._grids_note = False
         self._restore_or_init()
         self.net, self.ddp = wrap(self.model, self.env, self.tcfg.get("compile", False),
-                                  bool(self.tcfg.get("find_unused_parameters", False)))
+                                  bool(self.tcfg.get("find_unused_parameters", False)), self.tcfg.get("compile_mode"))
         self.stop_vote = ddp.StopVote()
 
     # -- setup -------------------------------------------------------------------------

@@ -45,8 +45,10 @@ def compile_backend(setting: Any) -> str | None:
     return "inductor" if setting is True else str(setting)
 
 
-def wrap(model: nn.Module, env, compile_setting: Any = False, find_unused_parameters: bool = False):
-    """Returns ``(net, ddp)``: the callable objectives use and the DDP module (or None)."""
+def wrap(model: nn.Module, env, compile_setting: Any = False, find_unused_parameters: bool = False,
+         compile_mode: str | None = None):
+    """Returns ``(net, ddp)``: the callable objectives use and the DDP module (or None).
+    ``compile_mode`` is torch.compile's ``mode`` (``max-autotune-no-cudagraphs``, ...)."""
     wrapped, ddp = model, None
     if env.distributed:
         device_ids = [env.device.index] if env.device.type == "cuda" else None
@@ -55,7 +57,7 @@ def wrap(model: nn.Module, env, compile_setting: Any = False, find_unused_parame
         wrapped = ddp
     backend = compile_backend(compile_setting)
     if backend is not None:
-        wrapped = torch.compile(wrapped, backend=backend)
+        wrapped = torch.compile(wrapped, backend=backend, mode=compile_mode)
     return (model if wrapped is model else ForwardProxy(wrapped, model)), ddp
 
 

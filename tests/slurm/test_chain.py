@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from slurm_helpers import SMALL_JOB, TINY, recorded_jobs, sacct, wait_ended
+from tests.slurm.slurm_helpers import SMALL_JOB, TINY, recorded_jobs, sacct, wait_ended
 
 pytestmark = pytest.mark.slurm
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm_helpers import SMALL_JOB, TINY, recorded_jobs, sacct
+from tests.slurm.slurm_helpers import SMALL_JOB, TINY, recorded_jobs, sacct
 
 pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from slurm_helpers import SLOW, SMALL_JOB, STEPS, TINY, preempt_when, recorded_jobs, sacct, wait_ended
+from tests.slurm.slurm_helpers import SLOW, SMALL_JOB, STEPS, TINY, preempt_when, recorded_jobs, sacct, wait_ended
 
 pytestmark = pytest.mark.slurm
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slurm_helpers import SMALL_JOB, TINY
+from tests.slurm.slurm_helpers import SMALL_JOB, TINY
 
 pytestmark = pytest.mark.slurm
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from mdreg.config import load_config
-from slurm_helpers import SMALL_JOB, TINY, recorded_jobs, sacct
+from tests.slurm.slurm_helpers import SMALL_JOB, TINY, recorded_jobs, sacct
 
 pytestmark = pytest.mark.slurm
 

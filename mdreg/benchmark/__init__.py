@@ -1,0 +1,1 @@
+"""Training-throughput benchmark (``tools/bench.py``): images/s, TFLOP/s, MFU, peak memory."""

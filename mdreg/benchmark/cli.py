@@ -18,6 +18,7 @@ import platform
 from pathlib import Path
 
 import torch
+from omegaconf import open_dict
 from tabulate import tabulate
 
 from mdreg.benchmark.configs import named_config, parse_kv, prepare, recipe_config
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=int, default=None, help="global batch (default: the stage's)")
     run.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None)
     run.add_argument("--compile", nargs="+", choices=COMPILE_MODES, default=["none"], help="one case per mode")
+    run.add_argument("--sdpa", nargs="+", default=None, metavar="BACKEND",
+                     help="attention kernels allowed (train.sdpa_backends), e.g. flash efficient math")
     run.add_argument("--no-ema", dest="ema", action="store_false", help="leave the EMA update out of the step")
     run.add_argument("--device", default="auto")
     run.add_argument("--warmup", type=int, default=10)
@@ -78,6 +81,9 @@ def load(args) -> tuple[object, str, str]:
         stage, label = "bench", f"{args.model}+{args.objective}"
     if args.precision:
         cfg.stages[stage].precision = args.precision
+    if args.sdpa:
+        with open_dict(cfg):
+            cfg.train.sdpa_backends = list(args.sdpa)
     return cfg, stage, label
 
 

@@ -60,7 +60,7 @@ def named_config(model: str, objective: str, masker: str, mask_ratio: float, bat
         precision=precision, ema=dict(decay=0.9999, every=1),
     )
     return node({"train": {"seed": 0, "output_root": "bench", "run_name": None, "max_steps": None,
-                           "device": "auto", "tf32": True, "compile": None, "compile_mode": None, "log_every": 10 ** 9,
+                           "device": "auto", "tf32": True, "compile": None, "compile_mode": None, "sdpa_backends": None, "log_every": 10 ** 9,
                            "ckpt_every": 0, "keep_last": 1, "num_workers": 0},
                  "model": L(f"backbone:{model}")(**args),
                  "data": {"dataset": L("dataset:shapes")(), "transform": L("transform:identity")(), "hflip": 0.0},

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from omegaconf import ListConfig
+
 from mdreg.errors import ConfigError
 
 # key: (allowed types, may be null, check, hint)
@@ -28,6 +30,8 @@ _SPEC: dict[str, tuple[tuple[type, ...], bool, Any, str]] = {
     "keep_last": ((int,), False, lambda v: v >= 1, "a positive integer"),
     "milestone_every": ((int,), True, lambda v: v >= 1, "a positive integer or null"),
     "num_workers": ((int,), False, lambda v: v >= 0, "a non-negative integer"),
+    "sdpa_backends": ((list, tuple), True, lambda v: len(v) > 0 and set(v) <= {"flash", "efficient", "cudnn", "math"},
+                      "null or a list of flash, efficient, cudnn, math"),
 }
 
 
@@ -38,6 +42,8 @@ def validate_train(train: Any) -> None:
         if key not in train:
             continue
         value = train[key]
+        if isinstance(value, ListConfig):
+            value = list(value)
         if value is None:
             ok = nullable
         else:

@@ -23,7 +23,6 @@ or sample grid is written, so the last checkpoint on disk is the last good one.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 import zlib
 from pathlib import Path
@@ -38,6 +37,7 @@ from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name, load_che
 from mdreg.engine.data_order import StepBatchSampler
 from mdreg.engine.distributed import DistEnv, setup
 from mdreg.engine.ema import EMA
+from mdreg.engine.kernels import configure_sdpa
 from mdreg.engine.handoff import initial_weights
 from mdreg.engine.monitor import Monitor
 from mdreg.engine.optim import build_optimizer, describe
@@ -54,6 +54,16 @@ from mdreg.rng import rand
 
 class TrainingDiverged(UserError):
     """The loss or gradient became NaN/inf; the last good checkpoint is kept."""
+
+
+def gradient_norm(parameters, clip: float | None) -> torch.Tensor:
+    """Total gradient norm (logged, and checked for NaN/inf), clipping to ``clip`` if set.
+    Without clipping only the norm is computed: ``clip_grad_norm_(inf)`` would also rescale
+    every gradient by 1 (a full read + write of the gradients, ~2 ms per step at 730M)."""
+    if clip is not None:
+        return torch.nn.utils.clip_grad_norm_(parameters, clip)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
 
 
 def stage_seed(seed: int, stage_name: str) -> int:
@@ -90,6 +100,7 @@ class Trainer:
         self.seed = stage_seed(int(self.tcfg.seed), stage_name)
         self.micro_batch = micro_batch_size(self.stage, self.env.world_size, stage_name)
         configure_tf32(bool(self.tcfg.get("tf32", True)), self.device)
+        configure_sdpa(self.tcfg.get("sdpa_backends"))
 
         torch.manual_seed(self.seed)  # model initialisation (identical on every rank)
         self.model = instantiate(cfg.model, key="model").to(self.device)
@@ -207,8 +218,7 @@ class Trainer:
                 self.scaler.scale(out.loss / accum).backward()
             total_loss += out.loss.detach().float() / accum
         self.scaler.unscale_(self.optimizer)
-        max_norm = self.stage.grad_clip if self.stage.grad_clip is not None else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        grad_norm = gradient_norm(self.model.parameters(), self.stage.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)

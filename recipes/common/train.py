@@ -9,6 +9,7 @@ train = dict(
     tf32=True,              # TF32 matmuls on Ampere+ GPUs
     compile=None,           # torch.compile: null/false = off, true = inductor, or a backend name
     compile_mode=None,      # torch.compile mode: null (default), max-autotune-no-cudagraphs, ...
+    sdpa_backends=None,     # attention kernels allowed, e.g. [flash, efficient, math]; null = PyTorch's choice
     find_unused_parameters=False,  # DDP: true if some steps leave parameters unused
     log_every=10,           # steps between progress lines / tensorboard scalars
     ckpt_every=1000,        # steps between checkpoints (0: only at the end of a stage)

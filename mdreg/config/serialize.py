@@ -64,20 +64,27 @@ def dump_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=False, sort_keys=False)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file + rename: never a half-written file."""
+def atomic_write(path: str | Path, write, binary: bool = False) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, flush and fsync it, then
+    rename it over ``path``: readers see the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_write`)."""
+    atomic_write(path, lambda fh: fh.write(text))
 
 
 def save_config(cfg: DictConfig, path: str | Path) -> None:

@@ -54,6 +54,17 @@ def timestep_pairs(num_timesteps: int, steps: int, spacing: str) -> list[tuple[i
     return list(zip(times[:-1], times[1:]))
 
 
+def predict_x0(model_fn, x: torch.Tensor, t: int, abar: float, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x0, eps) at integer timestep ``t``: x0 = (x - sqrt(1 - abar) eps) / sqrt(abar), clipped
+    to ``[-clip, clip]`` with eps re-derived from the clipped x0 (as maskdm does)."""
+    eps = model_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).float()
+    x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+        eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
+    return x0, eps
+
+
 @SAMPLERS.register("ddim")
 class DDIM(Sampler):
     """DDIM (Song et al. 2021, eq. 12) with ``eta`` (0 = deterministic, 1 = DDPM-like);
@@ -69,13 +80,8 @@ class DDIM(Sampler):
         sched = model_fn.schedule
         x = noise_like(shape, generator, device)
         for t, t_prev in timestep_pairs(sched.num_timesteps, self.steps, self.spacing):
-            tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
-            eps = model_fn(x, tt).float()
             a, a_prev = sched.abar_at(t), sched.abar_at(t_prev)
-            x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
-            if self.clip is not None:
-                x0 = x0.clamp(-self.clip, self.clip)
-                eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
+            x0, eps = predict_x0(model_fn, x, t, a, self.clip)
             if t_prev < 0:
                 x = x0
                 break
@@ -110,11 +116,8 @@ class DDPMAncestral(Sampler):
         sched = model_fn.schedule
         x = noise_like(shape, generator, device)
         for t, t_prev in timestep_pairs(sched.num_timesteps, self.steps, self.spacing):
-            tt = torch.full((shape[0],), t, device=device, dtype=torch.long)
             a, a_prev = sched.abar_at(t), sched.abar_at(t_prev)
-            x0 = (x - math.sqrt(1 - a) * model_fn(x, tt).float()) / math.sqrt(a)
-            if self.clip is not None:
-                x0 = x0.clamp(-self.clip, self.clip)
+            x0, _ = predict_x0(model_fn, x, t, a, self.clip)
             beta = 1 - a / a_prev
             mean = (math.sqrt(a_prev) * beta / (1 - a)) * x0 + (math.sqrt(a / a_prev) * (1 - a_prev) / (1 - a)) * x
             if t_prev < 0:

@@ -9,14 +9,12 @@ Files load with ``torch.load(weights_only=True)``: plain tensors, numbers and st
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
-from mdreg.config.serialize import atomic_write_text
+from mdreg.config.serialize import atomic_write, atomic_write_text
 from mdreg.errors import UserError
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
@@ -45,17 +43,7 @@ class CheckpointManager:
         for pattern in (".step_*.tmp", ".last.*.tmp"):
             for stale in self.folder.glob(pattern):
                 stale.unlink(missing_ok=True)
-        path = self.folder / checkpoint_name(step)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(state, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        path = atomic_write(self.folder / checkpoint_name(step), lambda fh: torch.save(state, fh), binary=True)
         atomic_write_text(self.folder / "last", path.name + "\n")
         self._prune(step)
         return path

@@ -283,7 +283,8 @@ class Trainer:
 
     def _stopped(self, last: dict) -> dict:
         ddp.barrier()  # the checkpoint is on disk before any rank acts on the stop
-        self.say(f"stopped at step {self.step} on request; checkpoint saved ({self.last_good})")
+        where = f"checkpoint saved ({self.last_good})" if self.env.is_main else "rank 0 saved the checkpoint"
+        print(f"[{self.name}] rank {self.env.rank}: stopped at step {self.step} on request; {where}", flush=True)
         self.monitor.event({"event": "stopped", "step": self.step, "checkpoint": str(self.last_good)})
         self.monitor.close()
         for callback in self.on_stop:

@@ -98,7 +98,7 @@ def declared(cfg: DictConfig) -> list[Element]:
     spec = cfg.get("sweep")
     if spec is None or (isinstance(spec, (DictConfig, ListConfig)) and len(spec) == 0):
         return [Element()]
-    spec = OmegaConf.to_container(spec, resolve=True)
+    spec = OmegaConf.to_container(spec, resolve=False)  # interpolations resolve later, in the run's tree
     if isinstance(spec, dict):
         keys = list(spec)
         for key in keys:

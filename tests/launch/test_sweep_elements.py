@@ -98,3 +98,9 @@ def test_siblings_start_from_one_parent(tmp_path):
     for name in ("tune_a", "tune_b"):
         events = (plan.run_dir / name / "metrics.jsonl").read_text()
         assert '"init_from"' in events and "stage 'pretrain'" in events
+
+
+def test_interpolations_in_elements_resolve_in_the_run_not_at_load(grid):
+    grid.write_text(grid.read_text() + 'paths = dict(data="/a")\nsweep[0]["+train.data_root"] = "${paths.data}"\n')
+    (plan,) = build_plans(grid, ["paths.data=/b"], only=["m25"])
+    assert plan.cfg.train.data_root == "/b"

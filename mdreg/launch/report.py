@@ -11,7 +11,7 @@ def plan_table(plans: list[RunPlan]) -> str:
     rows = []
     for plan in plans:
         for stage in plan.stages:
-            start = stage.parent or stage.init_from or "scratch"  # an earlier stage, a checkpoint file, or fresh
+            start = stage.parent or stage.init_from or "fresh init"  # an earlier stage or a checkpoint file
             rows.append([plan.run_name, stage.name, stage.steps, stage.batch_size, start, str(stage.folder)])
     return tabulate(rows, headers=["run", "stage", "steps", "global batch", "starts from", "output"])
 

@@ -1,2 +1,2 @@
-"""Datasets (synthetic shapes, image folders, latent stores) and data transforms."""
-from mdreg.data import synthetic, transforms  # noqa: F401
+"""Datasets (synthetic shapes, toy point clouds, image folders, latent stores) and data transforms."""
+from mdreg.data import synthetic, toy, transforms  # noqa: F401

@@ -28,14 +28,17 @@ from omegaconf import DictConfig, OmegaConf
 from tabulate import tabulate
 
 from mdreg.config import instantiate
+from mdreg.config.lazy import target_ref
 from mdreg.errors import UserError
 from mdreg.launch.plan import RunPlan
 from mdreg.masking import num_masked
 
+from mdreg.launch import flops_fallback
+
 try:  # the components' FLOP counter
     from mdreg.models.flops import forward_gmacs
 except ImportError:  # same contract, until mdreg/models/flops.py is present
-    from mdreg.launch.flops_fallback import forward_gmacs
+    forward_gmacs = flops_fallback.forward_gmacs
 
 SCHEDULE_SAMPLES = 20_000  # steps at which a mask-ratio schedule is evaluated (evenly spaced)
 
@@ -106,7 +109,11 @@ class MacCounter:
         key = (OmegaConf.to_yaml(cfg, resolve=True), keep)
         if key not in self._gmacs:
             n = self.tokens(cfg)
-            self._gmacs[key] = float(forward_gmacs(self.model(cfg), batch=1, mask_ratio=(n - keep) / n))
+            model = self.model(cfg)
+            # a backbone with non-square inputs (the toy's 1 x D points) declares input_hw; only the
+            # local counter builds inputs from it
+            count = flops_fallback.forward_gmacs if hasattr(model, "input_hw") else forward_gmacs
+            self._gmacs[key] = float(count(model, batch=1, mask_ratio=(n - keep) / n))
         return self._gmacs[key]
 
     def mean(self, cfg: DictConfig, keeps: Counter) -> float:
@@ -133,13 +140,13 @@ def _quadratic(xs: list[int], ys: list[float]) -> tuple[float, float, float]:
 def visible_tokens(cfg: DictConfig, stage: str, steps: int, n: int) -> Counter:
     """{visible tokens: number of steps} of ``stages.<stage>`` (the trainer's own rounding)."""
     node = cfg.stages[stage]
-    if node.get("masker") is None:
+    if node.get("masker") is None or target_ref(node.masker) in ("masker:none", "masker:unmasked"):
         return Counter({n: steps})
-    masker = instantiate(node.masker, key=f"stages.{stage}.masker")
+    # every masker hides floor(ratio * N) tokens: the configured ratio is all we need (no masker is built)
+    ratio = float(node.masker.ratio if "ratio" in node.masker else instantiate(node.masker).ratio)
     schedule = None
-    if node.get("mask_schedule") is not None:
+    if node.get("mask_schedule") is not None and target_ref(node.mask_schedule) != "mask_schedule:constant":
         schedule = instantiate(node.mask_schedule, key=f"stages.{stage}.mask_schedule")
-    ratio = float(getattr(masker, "ratio", 0.0))
     if schedule is None:
         return Counter({n - num_masked(ratio, n): steps})
     total = int(node.steps)  # the schedule spans the stage's declared length even when train.max_steps caps it

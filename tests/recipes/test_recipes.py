@@ -58,6 +58,17 @@ def test_dry_run_on_slurm_renders_sbatch_scripts(name, tmp_path, capsys):
     assert "#SBATCH" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", RECIPES)
+def test_slurm_dependency_graph_schedules_every_stage_of_every_element(name, tmp_path, capsys):
+    """Sweep elements may drop stages (Table 1's scratch) and stages may be siblings (MaskDiT):
+    the job graph must still run every stage that any element declares."""
+    assert main([str(path(name)), "--dry-run", "--cluster", "slurm", f"train.output_root={tmp_path}"]) == 0
+    graph = capsys.readouterr().out.partition("# dependency graph")[2].partition("# array expansion")[0]
+    for _, cfg in elements(name):
+        for stage in cfg.stages:
+            assert stage in graph, f"stage {stage!r} is not scheduled:\n{graph}"
+
+
 @pytest.mark.parametrize("name,element", CASES)
 def test_estimate_at_tiny_size(name, element, tmp_path, capsys):
     cfg = element_config(name, element)

@@ -54,6 +54,8 @@ def _cell(name: str, table: str, fid_value: float, ratio: float, kind: str, bloc
     """One Table 1 cell: the pre-training's masker, lr, batch and steps, and the paper's FID."""
     lr, batch = _PRE[ratio]
     label = f"{block}x{block} block" if kind == "block" else kind
+    label += f", {steps // 1000}k pre-training steps" if steps != 50_000 else ""
+    label += " (2xBS)" if batch_factor == 2 else ""
     return {"stages.pretrain.masker": masker(kind, ratio, block), "stages.pretrain.optimizer.lr": lr * batch_factor,
             "stages.pretrain.batch_size": batch * batch_factor, "stages.pretrain.steps": steps,
             "evaluation.paper": f"MaskDM Table 1({table}), {int(ratio * 100)}% {label}: FID {fid_value}",

@@ -171,6 +171,13 @@ def estimate_plans(plans: list[RunPlan], counter: MacCounter | None = None) -> l
     return costs
 
 
+def _num(x: float) -> str:
+    """Thousands separators for big numbers, three significant digits for small ones (the toys)."""
+    if x >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.2f}" if x >= 1 else f"{x:.3g}"
+
+
 def cost_table(costs: list[StageCost], device: Device) -> str:
     """One row per run and stage, a total per run (sweeps), and the grand total."""
     rows, runs = [], {}
@@ -179,13 +186,13 @@ def cost_table(costs: list[StageCost], device: Device) -> str:
         runs.setdefault(c.run, [0.0, 0.0])
         runs[c.run][0] += c.total_pflops
         runs[c.run][1] += hours
-        rows.append([c.run, c.stage, f"{c.steps:,}", c.batch, c.precision, f"{c.mean_ratio:.3f}", f"{c.gmacs:.2f}",
-                     f"{c.step_tflops:,.1f}", f"{c.total_pflops:,.0f}", f"{hours:,.1f}"])
+        rows.append([c.run, c.stage, f"{c.steps:,}", c.batch, c.precision, f"{c.mean_ratio:.3f}", _num(c.gmacs),
+                     _num(c.step_tflops), _num(c.total_pflops), _num(hours)])
     if len(runs) > 1:
         for run, (pflops, hours) in runs.items():
-            rows.append([run, "(run total)", "", "", "", "", "", "", f"{pflops:,.0f}", f"{hours:,.1f}"])
+            rows.append([run, "(run total)", "", "", "", "", "", "", _num(pflops), _num(hours)])
     total_pf, total_h = sum(v[0] for v in runs.values()), sum(v[1] for v in runs.values())
-    rows.append(["TOTAL", f"{len(runs)} run(s)", "", "", "", "", "", "", f"{total_pf:,.0f}", f"{total_h:,.1f}"])
+    rows.append(["TOTAL", f"{len(runs)} run(s)", "", "", "", "", "", "", _num(total_pf), _num(total_h)])
     headers = ["run", "stage", "steps", "global batch", "precision", "mask ratio (mean)", "fwd GMACs/sample",
                "train TFLOPs/step", "total PFLOPs", "GPU-hours"]
     notes = [f"# {device.describe()}; train FLOPs = 3 (fwd+bwd) x 2 x fwd MACs x global batch.",

@@ -87,3 +87,13 @@ def test_trains_two_steps_on_cpu(name, element, tmp_path):
     LocalExecutor().run(plan)
     for stage in plan.stages:
         assert (stage.folder / "checkpoints" / "last").read_text().strip() == "step_00000002.pt", stage.folder
+
+
+def test_tiny_swaps_drop_what_the_new_component_does_not_take(tmp_path):
+    name = "maskdm_transfer_table3.py"
+    cfg = element_config(name, "vggface2")
+    (plan,) = build_plans(path(name), tiny_overrides(cfg, tmp_path), only=["vggface2"])
+    assert "data.dataset: swapped dataset:image_folder -> dataset:shapes; dropped root" in " ".join(plan.notes)
+    assert any(n.startswith("stages.tune_1pct.dataset: swapped") and "fraction" in n for n in plan.notes)
+    assert plan.cfg.stages.pretrain.dataset.resolution == 16 and "root" not in plan.cfg.stages.pretrain.dataset
+    assert plan.cfg.model._target_ == "backbone:uvit" and plan.cfg.model.img_size == 16

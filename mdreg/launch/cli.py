@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mfu", type=float, default=0.45, help="--estimate: model FLOPs utilisation (0.45)")
     p.add_argument("--images-per-s", type=float, default=None,
                    help="--estimate: measured training images/s per GPU (instead of peak x MFU)")
+    p.add_argument("--eval-commands", action="store_true",
+                   help="print the sampling and FID commands of each run's evaluation section; run nothing")
     p.add_argument("--diff", action="store_true",
                    help="compare two recipes: --diff A.py[@ELEMENT] B.py[@ELEMENT] [overrides for B]")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
@@ -67,6 +69,11 @@ def main(argv: list[str]) -> int:
 
         device = Device(args.peak_tflops, args.mfu, args.images_per_s)
         print(cost_table(estimate_plans(plans), device))
+        return 0
+    if args.eval_commands:
+        from mdreg.launch.evaluate import describe
+
+        print(describe(plans))
         return 0
     if args.dry_run:
         print(describe_plans(plans))

@@ -10,7 +10,8 @@ Run names: ``train.run_name`` when the command line (or the recipe) sets it; a d
 element's ``_name_``; ``default`` for the recipe as written. Command-line overrides are
 appended (``m50_block2,max_steps=50``) so that the same command always maps to the same
 directory (relaunching resumes) and a different command never overwrites another run.
-``launch.*``, ``evaluation.*`` and other keys that do not change training stay out of names.
+``launch.*``, ``evaluation.*``, ``paths.*`` (where the data lives on this machine) and other keys
+that do not change training stay out of names.
 
 Stage order and parents: stages run in the order the recipe declares them. A stage's
 ``init_from`` may name ``"previous"`` or any EARLIER stage, so the stages form a tree: MaskDiT's
@@ -33,7 +34,7 @@ from mdreg.config import apply_overrides, load_recipe, parse_overrides
 from mdreg.config.overrides import Override
 from mdreg.errors import ConfigError
 
-NAME_EXCLUDED = ("launch.", "evaluation.", "train.output_root", "train.run_name", "train.device",
+NAME_EXCLUDED = ("launch.", "evaluation.", "paths.", "train.output_root", "train.run_name", "train.device",
                  "train.num_workers")
 
 

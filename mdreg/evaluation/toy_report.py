@@ -52,30 +52,32 @@ def measure(samples: torch.Tensor, reference: torch.Tensor, projections: int, se
 
 
 def scatter(path: Path, reference: torch.Tensor, panels: dict[str, torch.Tensor], title: str) -> None:
-    """Data (red) under each stage's samples (blue), one panel per stage; 3-D points in 3-D axes."""
+    """Data (red) under each stage's samples (blue), one column per stage. 2-D points: one row;
+    3-D points: one row per pair of coordinates (x-y, x-z, y-z), the 2-D marginals that
+    masked pre-training with S = 2 learns."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     dim = reference.shape[1]
-    fig = plt.figure(figsize=(4 * (len(panels) + 1), 4))
-    for i, (label, points) in enumerate([("data (held out)", None), *panels.items()]):
-        ax = fig.add_subplot(1, len(panels) + 1, i + 1, **({"projection": "3d"} if dim == 3 else {}))
-        ref = reference.numpy()
-        ax.scatter(*ref.T, s=1, c="tab:red", alpha=0.5 if points is None else 0.15, linewidths=0)
-        if points is not None:
-            ax.scatter(*points.numpy().T, s=1, c="tab:blue", alpha=0.35, linewidths=0)
-        ax.set_title(label, fontsize=9)
-        ax.set_xlim(-1.1, 1.1)
-        ax.set_ylim(-1.1, 1.1)
-        if dim == 2:
-            ax.set_aspect("equal")
-        else:
-            ax.set_zlim(-1.1, 1.1)
+    pairs = [(0, 1)] if dim == 2 else [(0, 1), (0, 2), (1, 2)]
+    names = "xyz"
+    columns = [("data (held out)", None), *panels.items()]
+    fig, axes = plt.subplots(len(pairs), len(columns), figsize=(3.6 * len(columns), 3.6 * len(pairs)), squeeze=False)
+    for row, (i, j) in enumerate(pairs):
+        for col, (label, points) in enumerate(columns):
+            ax = axes[row][col]
+            ax.scatter(reference[:, i], reference[:, j], s=1, c="tab:red", alpha=0.5 if points is None else 0.15,
+                       linewidths=0)
+            if points is not None:
+                ax.scatter(points[:, i], points[:, j], s=1, c="tab:blue", alpha=0.35, linewidths=0)
+            ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), aspect="equal", xlabel=names[i], ylabel=names[j])
+            if row == 0:
+                ax.set_title(label, fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -193,8 +193,15 @@ def _check_distinct(plans: list[RunPlan]) -> None:
     seen: dict[Path, RunPlan] = {}
     for plan in plans:
         if plan.run_dir in seen:
-            raise ConfigError(f"{len(plans)} runs of this sweep would share the run directory {plan.run_dir}; "
-                              f"do not set train.run_name for a sweep (each run gets its own name)")
+            other = seen[plan.run_dir]
+            differ = sorted(k for k in {*plan.sweep_values, *other.sweep_values}
+                            if plan.sweep_values.get(k) != other.sweep_values.get(k))
+            if differ and not any(_names_run(f"{k}=") for k in differ):
+                why = (f"they differ only in {', '.join(differ)}, which run names leave out "
+                       f"({', '.join(NAME_EXCLUDED)} do not change what is trained)")
+            else:
+                why = "train.run_name names them all; do not set it for a sweep (each run gets its own name)"
+            raise ConfigError(f"{len(plans)} runs of this sweep would share the run directory {plan.run_dir}: {why}")
         seen[plan.run_dir] = plan
 
 

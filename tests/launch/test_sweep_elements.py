@@ -84,8 +84,10 @@ def test_duplicate_element_names_and_shared_run_names_are_refused(grid, tmp_path
     with pytest.raises(ConfigError, match="both named 'm25'"):
         build_plans(grid, [])
     grid.write_text(text)
-    with pytest.raises(ConfigError, match="would share the run directory"):
+    with pytest.raises(ConfigError, match="would share the run directory .*train.run_name names them all"):
         build_plans(grid, ["train.run_name=same"])
+    with pytest.raises(ConfigError, match="they differ only in evaluation.num_samples, which run names leave out"):
+        build_plans(grid, ["+evaluation.num_samples=1,2"], only=["m25"])
 
 
 def test_siblings_start_from_one_parent(tmp_path):

@@ -7,6 +7,9 @@
     python tools/launch.py recipes/quickstart.py --cluster slurm --gpus-per-node 8 --time 24:00:00
     python tools/launch.py recipes/quickstart.py --cluster slurm --dry-run   # the sbatch scripts
     python tools/launch.py --status runs/quickstart/default           # the jobs of a run
+    python tools/launch.py recipes/maskdm_celeba64_table1.py --only m50_block2   # one declared sweep element
+    python tools/launch.py recipes/maskdit_in256.py --estimate --peak-tflops 989 --mfu 0.4
+    python tools/launch.py --diff recipes/maskdm_celebahq256_b.py recipes/maskdm_celebahq256_l.py
 """
 from __future__ import annotations
 
@@ -36,6 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the Slurm jobs of these run directories (or recipe folders) and exit; "
                         "exit status 0: all completed, 1: some failed or were cancelled, 3: some still queued "
                         "or running")
+    p.add_argument("--only", default=None, metavar="NAME[,NAME...]",
+                   type=lambda text: [n for n in text.split(",") if n],
+                   help="run only these elements (_name_) of the recipe's declared sweep, comma-separated")
+    p.add_argument("--estimate", action="store_true",
+                   help="print FLOPs per step, total PFLOPs and GPU-hours per stage; run nothing")
+    p.add_argument("--peak-tflops", type=float, default=791.0, help="--estimate: the GPU's peak TFLOP/s (791)")
+    p.add_argument("--mfu", type=float, default=0.45, help="--estimate: model FLOPs utilisation (0.45)")
+    p.add_argument("--images-per-s", type=float, default=None,
+                   help="--estimate: measured training images/s per GPU (instead of peak x MFU)")
+    p.add_argument("--eval-commands", action="store_true",
+                   help="print the sampling and FID commands of each run's evaluation section; run nothing")
+    p.add_argument("--diff", action="store_true",
+                   help="compare two recipes: --diff A.py[@ELEMENT] B.py[@ELEMENT] [overrides for B]")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a module that registers components (repeatable)")
     p.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of user errors")
@@ -70,17 +86,29 @@ def main(argv: list[str]) -> int:
     import_components(args.imports)
     if not args.recipe:
         raise UserError("give a recipe file, e.g. python tools/launch.py recipes/quickstart.py")
+    if args.diff:
+        return show_diff(args)
     from mdreg.launch.plan import build_plans
     from mdreg.launch.report import describe_plans, outputs_summary
 
-    plans = build_plans(args.recipe, args.overrides, args.sweep)
+    plans = build_plans(args.recipe, args.overrides, args.sweep, only=args.only)
     if args.stages:
-        known = [s.name for s in plans[0].stages]
+        known = list(dict.fromkeys(s.name for plan in plans for s in plan.stages))  # sweep elements may drop stages
         unknown = [s for s in args.stages if s not in known]
         if unknown:
             raise UserError(f"--stages {' '.join(unknown)}: the recipe's stages are {', '.join(known)}")
     cluster = args.cluster or cluster_of(plans[0].cfg)
     slurm_resources(plans[0].cfg)  # a typo in launch.slurm is reported even for a local run
+    if args.estimate:
+        from mdreg.launch.estimate import Device, cost_table, estimate_plans
+
+        print(cost_table(estimate_plans(plans), Device(args.peak_tflops, args.mfu, args.images_per_s)))
+        return 0
+    if args.eval_commands:
+        from mdreg.launch.evaluate import describe
+
+        print(describe(plans))
+        return 0
     if cluster == "slurm":
         return submit_slurm(args, plans)
     if args.dry_run:
@@ -89,9 +117,9 @@ def main(argv: list[str]) -> int:
     from mdreg.launch.local import LocalExecutor
 
     executor = LocalExecutor()
-    for note in plans[0].notes:
-        print(f"note: {note}")
     for plan in plans:
+        for note in plan.notes:
+            print(f"note: {note}")
         print(f"== {plan.recipe_name} / {plan.run_name}: stages {', '.join(s.name for s in plan.stages)} "
               f"-> {plan.run_dir}")
         executor.run(plan, args.stages)
@@ -115,3 +143,15 @@ def submit_slurm(args: argparse.Namespace, plans) -> int:
     if not args.wait:
         return 0
     return show_status([str(p.run_dir) for p in plans], wait=True)
+
+
+def show_diff(args) -> int:
+    """``--diff A B [overrides]``: the resolved keys that differ, side by side."""
+    from mdreg.launch.diff import diff_recipes, format_diff
+
+    if not args.overrides or "=" in args.overrides[0] or not args.overrides[0].split("@")[0].endswith(".py"):
+        raise UserError("--diff needs two recipes: python tools/launch.py --diff A.py[@ELEMENT] B.py[@ELEMENT] "
+                        "[overrides applied to B]")
+    other, overrides = args.overrides[0], args.overrides[1:]
+    print(format_diff(diff_recipes(args.recipe, other, overrides), args.recipe, other))
+    return 0

@@ -1,9 +1,14 @@
 """The job graph of a submission: which sbatch submissions, in which order, after which.
 
-* one run, several stages: one job per stage, each ``afterok`` on the previous one;
-* a sweep (N runs): one job ARRAY per stage, element i = run i. Stage k+1's array waits
-  element-wise, ``aftercorr``: its element i starts when element i of stage k's array has
-  completed successfully. Why ``aftercorr`` rather than N single jobs with ``afterok``:
+* one run, several stages: one job per stage, each ``afterok`` on the job of its parent
+  stage (the stage it takes its weights from, :attr:`StagePlan.parent`): a chain for
+  pre-training -> fine-tuning, a fork for MaskDiT's two unmasking tunings (both wait for
+  ``main`` only and may run side by side); a stage without a parent waits for nothing;
+* a sweep (N runs): runs with the same stages form a family, and each family gets one job
+  ARRAY per stage, element i = run i. A child stage's array waits element-wise,
+  ``aftercorr``: its element i starts when element i of the parent stage's array has
+  completed successfully. Runs whose sweep element dropped a stage (Table 1's from-scratch
+  baseline has no pre-training) form their own family. Why ``aftercorr`` rather than N single jobs with ``afterok``:
   the sweep stays one array per stage (one queue entry each, one ``array_parallelism``
   throttle, one id to cancel), and a fast element's next stage starts at once instead of
   waiting for the whole previous array (what ``afterok:ARRAY`` would do);
@@ -41,6 +46,14 @@ class JobGroup:
     def job_name(self) -> str:
         return f"{self.plans[0].recipe_name}.{self.label}"
 
+    def position(self, plan: RunPlan) -> int | None:
+        """Index of ``plan`` among this group's runs (None if the group does not run it)."""
+        return next((i for i, p in enumerate(self.plans) if p is plan), None)
+
+    def job_id_for(self, plan: RunPlan) -> str | None:
+        i = self.position(plan)
+        return None if i is None or not self.job_ids else self.job_ids[i]
+
     @property
     def base_id(self) -> str | None:
         """The job id (single job) or the array's id, once submitted."""
@@ -56,12 +69,23 @@ class JobGroup:
 
 
 def chain(plans: list[RunPlan], stages: list[str] | None = None, single_job: bool = False) -> list[JobGroup]:
-    """The groups to submit, in dependency order."""
-    names = [s.name for s in plans[0].stages if not stages or s.name in stages]
-    steps = [names] if single_job else [[name] for name in names]
+    """The groups to submit, each after the group of its parent stage (dependency order)."""
+    families: dict[tuple, list[RunPlan]] = {}
+    for plan in plans:
+        chosen = [s for s in plan.stages if not stages or s.name in stages]
+        names = {s.name for s in chosen}
+        tree = tuple((s.name, s.parent if s.parent in names else None) for s in chosen)
+        if tree:
+            families.setdefault(tree, []).append(plan)
     groups: list[JobGroup] = []
-    for i, step in enumerate(steps, 1):
-        groups.append(JobGroup(i, step, plans, groups[-1] if groups else None))
+    for tree, members in families.items():
+        if single_job:
+            groups.append(JobGroup(len(groups) + 1, [name for name, _ in tree], members))
+            continue
+        by_stage: dict[str, JobGroup] = {}
+        for name, parent in tree:
+            by_stage[name] = JobGroup(len(groups) + 1, [name], members, by_stage.get(parent))
+            groups.append(by_stage[name])
     return groups
 
 
@@ -76,10 +100,10 @@ def describe_graph(groups: list[JobGroup]) -> str:
             wait = (f"  <- element i after element i of [{g.after.index}] (aftercorr)" if g.is_array
                     else f"  <- after [{g.after.index}] completes successfully (afterok)")
         lines.append(f"[{g.index}] {g.job_name}: {what}, stages {', '.join(g.stages)}{ids}{wait}")
-    first = groups[0]
-    if first.is_array:
-        lines.append("# array expansion (element -> run directory, swept values)")
-        for i, plan in enumerate(first.plans):
-            values = ", ".join(f"{k}={v}" for k, v in plan.sweep_values.items())
-            lines.append(f"  [{i}] {plan.run_dir}  {values}")
+    for g in groups:
+        if g.is_array and g.after is None:
+            lines.append(f"# array expansion of [{g.index}] (element -> run directory, swept values)")
+            for i, plan in enumerate(g.plans):
+                values = ", ".join(f"{k}={v}" for k, v in plan.sweep_values.items())
+                lines.append(f"  [{i}] {plan.run_dir}  {values}")
     return "\n".join(lines)

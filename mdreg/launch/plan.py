@@ -1,16 +1,25 @@
 """From a recipe and command-line arguments to the runs to execute ("plans").
 
 A plan is everything an executor needs: the resolved config tree, the run directory
-``<output_root>/<recipe>/<run name>/`` and the ordered stages with their steps, batch and
-folders. Sweeps (``--sweep`` or swept overrides ``key=a,b``, and a recipe's declared
-``sweep``) expand into one plan per element, each with its own run name and directory.
+``<output_root>/<recipe>/<run name>/`` and the ordered stages with their steps, batch,
+folders and parent stage. Sweeps (``--sweep`` or swept overrides ``key=a,b``, and a
+recipe's declared ``sweep``, see :mod:`mdreg.launch.sweep`) expand into one plan per
+element, each with its own run name and directory; ``only`` keeps the named elements.
 
-Run names: ``train.run_name`` when set; otherwise ``default`` for the recipe as written,
-or a name made from the overrides (``max_steps=50``), so that the same command always
-maps to the same directory (relaunching resumes) and a different command never
-overwrites another run. A sweep element's name ends with its swept values, kept readable
-(``max_steps=50,seed=1``; ``NAME,seed=1`` with ``train.run_name=NAME``) unless the
-recipe's sweep names the element (``_name_``). Two elements may never share a directory.
+Run names: ``train.run_name`` when the command line (or the recipe) sets it (a sweep
+element appends its name and swept values: ``demo,seed=1``); a declared element's
+``_name_``; ``default`` for the recipe as written. Command-line overrides are
+appended (``m50_block2,max_steps=50``) so that the same command always maps to the same
+directory (relaunching resumes) and a different command never overwrites another run.
+``launch.*``, ``evaluation.*``, ``paths.*`` (where the data lives on this machine) and other keys
+that do not change training stay out of names.
+
+Stage order and parents: stages run in the order the recipe declares them. A stage's
+``init_from`` may name ``"previous"`` or any EARLIER stage, so the stages form a tree: MaskDiT's
+two unmasking tunings both start from ``main`` (siblings), MaskDM Table 3's two
+fine-tunings both start from ``pretrain``. :attr:`StagePlan.parent` is that stage (None
+for a fresh start or an external checkpoint file); executors chain jobs on it (Slurm:
+``afterok`` on the parent only, so siblings may run in parallel).
 """
 from __future__ import annotations
 
@@ -20,13 +29,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mdreg.config import apply_overrides, load_recipe, parse_overrides
 from mdreg.config.overrides import Override
 from mdreg.errors import ConfigError
 
-NAME_EXCLUDED = ("launch.", "train.output_root", "train.run_name", "train.device", "train.num_workers")
+NAME_EXCLUDED = ("launch.", "evaluation.", "paths.", "train.output_root", "train.run_name", "train.device",
+                 "train.num_workers")
 
 
 @dataclass
@@ -36,6 +46,7 @@ class StagePlan:
     batch_size: int
     folder: Path
     init_from: str | None = None
+    parent: str | None = None  # the earlier stage whose weights this one starts from
 
 
 @dataclass
@@ -58,27 +69,44 @@ def _slug(text: str) -> str:
     return text or "default"
 
 
-def run_name_for(overrides: list[str]) -> str:
-    parts = []
+def _names_run(text: str) -> bool:
+    key = text.lstrip("+~").split("=")[0]
+    return not any(key == e or key.startswith(e) for e in NAME_EXCLUDED)
+
+
+def run_name_for(overrides: list[str], base: str | None = None) -> str:
+    """``base`` (a sweep element's name) followed by the overrides that change training."""
+    parts = [base] if base else []
     for text in overrides:
-        key = text.lstrip("+~").split("=")[0]
-        if any(key == e or key.startswith(e) for e in NAME_EXCLUDED):
-            continue
-        short = re.sub(r"^(train|stages)\.", "", text.lstrip("+"))
-        parts.append(short)
+        if _names_run(text):
+            parts.append(re.sub(r"^(train|stages)\.", "", text.lstrip("+")))
     return _slug(",".join(parts)) if parts else "default"
 
 
-def _key(text: str) -> str:
-    return text.lstrip("+~").split("=")[0]
-
-
-def sweep_name(base: str, values: dict[str, object]) -> str:
-    """``base`` followed by a sweep element's values (``default`` is dropped)."""
-    shown = ",".join(f"{re.sub(r'^(train|stages)[.]', '', k)}={v}" for k, v in values.items())
-    if not shown:
-        return base
-    return _slug(shown) if base == "default" else f"{base},{_slug(shown)}"
+def stage_parent(cfg: DictConfig, name: str) -> str | None:
+    """The stage whose weights ``stages.<name>`` starts from, checked against the declared
+    order (None: fresh initialisation or a checkpoint file)."""
+    names = list(cfg.stages.keys())
+    init = cfg.stages[name].get("init_from")
+    if isinstance(init, DictConfig):
+        if "path" in init:
+            return None
+        init = init.get("stage")
+    if init is None:
+        return None
+    init, index = str(init), names.index(name)
+    if init == "previous":
+        if index == 0:
+            raise ConfigError(f"stages.{name}.init_from='previous' but {name!r} is the first stage (stages: "
+                              f"{', '.join(names)}); set stages.{name}.init_from=null to train it from scratch")
+        return names[index - 1]
+    if init not in names:
+        raise ConfigError(f"stages.{name}.init_from names stage {init!r}, which this run does not have (stages: "
+                          f"{', '.join(names)}); set stages.{name}.init_from=null to train it from scratch")
+    if names.index(init) >= index:
+        raise ConfigError(f"stages.{name}.init_from={init!r}: stages run in the order they are declared and "
+                          f"{init!r} comes after {name!r}; declare {init!r} first")
+    return init
 
 
 def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
@@ -94,31 +122,33 @@ def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
                 raise ConfigError(f"stages.{name}.{key} is required")
         init = node.get("init_from")
         init = init if isinstance(init, str) or init is None else str(OmegaConf.to_container(init))
-        plans.append(StagePlan(name, effective_steps(cfg, name), int(node.batch_size), run_dir / name, init))
+        plans.append(StagePlan(name, effective_steps(cfg, name), int(node.batch_size), run_dir / name, init,
+                               stage_parent(cfg, name)))
     return plans
 
 
 def make_plan(recipe: Path, cfg: DictConfig, overrides: list[str], notes: list[str],
-              sweep_values: dict | None = None) -> RunPlan:
+              sweep_values: dict | None = None, run_name: str | None = None) -> RunPlan:
     from mdreg.engine.settings import validate_train
 
     validate_train(cfg.train)
     recipe_name = recipe.stem
-    values = {k: v for k, v in (sweep_values or {}).items() if k != "_name_"}
-    run_name = cfg.train.get("run_name")
-    if run_name is None:
-        run_name = sweep_name(run_name_for([t for t in overrides if _key(t) not in values]), values)
-    elif values and "_name_" not in (sweep_values or {}):
-        run_name = sweep_name(str(run_name), values)
+    run_name = run_name or cfg.train.get("run_name") or run_name_for(overrides)
     root = Path(cfg.train.get("output_root") or "runs")
     run_dir = root / recipe_name / str(run_name)
     return RunPlan(recipe, recipe_name, str(run_name), run_dir, cfg, list(overrides), stage_plans(cfg, run_dir),
                    notes, dict(sweep_values or {}))
 
 
-def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = ()) -> list[RunPlan]:
+def _under(key: str, prefixes: list[str]) -> str | None:
+    return next((p for p in prefixes if key == p or key.startswith(p + ".")), None)
+
+
+def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = (),
+                only: list[str] | None = None) -> list[RunPlan]:
     """Load ``recipe``, apply ``args`` (overrides, possibly swept) and ``sweep_args``; one
-    plan per sweep element (a single plan without sweeps)."""
+    plan per sweep element (a single plan without sweeps). ``only``: run just the declared
+    sweep elements with these ``_name_``s."""
     from mdreg.launch.sweep import expand
 
     recipe = Path(recipe)
@@ -127,29 +157,61 @@ def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = ())
     swept = parse_overrides(list(sweep_args))
     if swept.overrides:
         raise ConfigError(f"--sweep {swept.overrides[0].text!r} has a single value; sweeps are key=a,b,c")
-    elements = expand(base, parsed.sweeps + swept.sweeps)
+    cli_names_run = any(o.key == "train.run_name" for o in parsed.overrides)
     plans = []
-    for element in elements:
+    for element in expand(base, parsed.sweeps + swept.sweeps, only):
         cfg = copy.deepcopy(base)
-        element_overrides = [*parsed.overrides, *element.overrides]
-        texts = [o.text for o in element_overrides]
-        notes = apply_overrides(cfg, element_overrides) if element_overrides else []
+        notes: list[str] = []
+        cli: list[Override] = []
+        for ov in [*parsed.overrides, *element.swept]:
+            gone = _under(ov.key, element.deleted)
+            if gone:
+                notes.append(f"{element.name or 'this sweep element'}: {ov.text} not applied ({gone} is removed "
+                             f"by the sweep element)")
+            else:
+                cli.append(ov)
+        everything = [*element.declared, *cli]
+        if everything:
+            notes += apply_overrides(cfg, everything)
         if "sweep" in cfg:
             with_sweep_removed(cfg)
         _require_train(cfg)
-        plans.append(make_plan(recipe, cfg, texts, notes, element.values))
+        cli_texts = [o.text for o in cli]
+        run_name = None
+        if cli_names_run and (element.swept or element.name is not None):
+            # train.run_name=NAME names the whole sweep: each element appends its own values
+            own = ([element.name] if element.name is not None else []) + [o.text for o in element.swept]
+            run_name = run_name_for(own, base=str(cfg.train.run_name))
+        elif not cli_names_run and element.name is not None:
+            run_name = run_name_for(cli_texts, base=element.name)
+        elif not cli_names_run and not cfg.train.get("run_name"):
+            run_name = run_name_for([o.text for o in element.declared] + cli_texts)
+        if element.name is not None and run_name is not None:  # the config records its cell's run name
+            with open_dict(cfg.train):
+                cfg.train.run_name = run_name
+        plans.append(make_plan(recipe, cfg, [o.text for o in everything], notes, element.values, run_name))
+    _check_distinct(plans)
+    return plans
+
+
+def _check_distinct(plans: list[RunPlan]) -> None:
     seen: dict[Path, RunPlan] = {}
     for plan in plans:
         if plan.run_dir in seen:
-            raise ConfigError(f"sweep elements {seen[plan.run_dir].sweep_values} and {plan.sweep_values} would share "
-                              f"the run directory {plan.run_dir}; give the recipe's sweep elements distinct _name_s")
+            other = seen[plan.run_dir]
+            differ = sorted(k for k in {*plan.sweep_values, *other.sweep_values}
+                            if plan.sweep_values.get(k) != other.sweep_values.get(k))
+            if differ and not any(_names_run(f"{k}=") for k in differ):
+                why = (f"they differ only in {', '.join(differ)}, which run names leave out "
+                       f"({', '.join(NAME_EXCLUDED)} do not change what is trained)")
+            else:
+                why = "train.run_name names them all; do not set it for a sweep (each run gets its own name)"
+            raise ConfigError(f"{len(plans)} runs of this sweep would share the run directory {plan.run_dir}: {why}")
         seen[plan.run_dir] = plan
-    return plans
 
 
 def with_sweep_removed(cfg: DictConfig) -> None:
     """A sweep element's config no longer carries the sweep declaration."""
-    from omegaconf import open_dict
     with open_dict(cfg):
         del cfg["sweep"]
 
@@ -161,4 +223,4 @@ def _require_train(cfg: DictConfig) -> None:
                               f"see recipes/quickstart.py)")
 
 
-__all__ = ["RunPlan", "StagePlan", "build_plans", "make_plan", "run_name_for", "Override"]
+__all__ = ["RunPlan", "StagePlan", "build_plans", "make_plan", "run_name_for", "stage_parent", "Override"]

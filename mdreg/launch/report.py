@@ -11,9 +11,9 @@ def plan_table(plans: list[RunPlan]) -> str:
     rows = []
     for plan in plans:
         for stage in plan.stages:
-            rows.append([plan.run_name, stage.name, stage.steps, stage.batch_size, stage.init_from or "-",
-                         str(stage.folder)])
-    return tabulate(rows, headers=["run", "stage", "steps", "global batch", "init from", "output"])
+            start = stage.parent or stage.init_from or "fresh init"  # an earlier stage or a checkpoint file
+            rows.append([plan.run_name, stage.name, stage.steps, stage.batch_size, start, str(stage.folder)])
+    return tabulate(rows, headers=["run", "stage", "steps", "global batch", "starts from", "output"])
 
 
 def describe_plans(plans: list[RunPlan], show_config: bool = True) -> str:

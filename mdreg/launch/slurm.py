@@ -5,8 +5,9 @@ returns once sbatch has accepted everything (``--wait`` then follows the jobs).
 
 * resources: the recipe's ``launch.slurm`` section and flags
   (:mod:`mdreg.launch.slurm_resources`); one task per GPU;
-* job graph: one job per stage chained with ``afterok``; a sweep is one job array per
-  stage, chained element-wise with ``aftercorr`` (:mod:`mdreg.launch.jobs`);
+* job graph: one job per stage, ``afterok`` on its parent stage's job; a sweep is one job
+  array per stage and stage layout, chained element-wise with ``aftercorr``
+  (:mod:`mdreg.launch.jobs`);
 * inside a job: :class:`~mdreg.launch.slurm_job.StageJob` (distributed env, preemption);
 * before sbatch runs: the client tools, the partition and its GPUs are checked, every run
   directory gets its ``config.yaml`` (a different existing run there is an error), and a
@@ -119,12 +120,12 @@ class SlurmExecutor:
             for plan in plans:
                 prepare(plan)
                 for g in groups:
-                    for name in g.stages:
+                    for name in g.stages if g.position(plan) is not None else ():
                         write_stage_config(plan, name)
             submit_groups(groups, res, folder)
-        for i, plan in enumerate(plans):
-            jobs = [JobRecord(g.stages, g.job_ids[i], str(folder), res.nodes * res.tasks_per_node, g.dependency())
-                    for g in groups]
+        for plan in plans:
+            jobs = [JobRecord(g.stages, g.job_id_for(plan), str(folder), res.nodes * res.tasks_per_node,
+                              g.dependency()) for g in groups if g.position(plan) is not None]
             append_submission(plan.run_dir, jobs, res.as_dict())
         return groups
 
@@ -167,8 +168,8 @@ def refuse_active_runs(plans: list[RunPlan]) -> None:
 def submission_summary(groups: list[JobGroup], plans: list[RunPlan]) -> str:
     """What the user reads after submitting: ids, run dirs, how to follow them."""
     lines = [describe_graph(groups), "# run directories"]
-    for i, plan in enumerate(plans):
-        ids = ", ".join(f"{g.label} {g.job_ids[i]}" for g in groups)
+    for plan in plans:
+        ids = ", ".join(f"{g.label} {g.job_id_for(plan)}" for g in groups if g.position(plan) is not None)
         lines.append(f"  {plan.run_dir}  ({ids})")
     target = plans[0].run_dir if len(plans) == 1 else plans[0].run_dir.parent
     first = JobPaths(logs_folder(plans), job_id=groups[0].job_ids[0])

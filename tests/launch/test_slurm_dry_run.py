@@ -3,6 +3,8 @@ with no cluster (and no GPUs) needed and nothing written; errors before submissi
 from __future__ import annotations
 
 import re
+import shutil
+import textwrap
 
 import pytest
 
@@ -40,8 +42,17 @@ def test_single_job_runs_all_stages(tmp_path, launch):
 
 
 def test_sweep_elements_need_the_same_resources(tmp_path, launch):
+    """A sweep is one array with one set of resources. (Swept on the command line, elements that
+    differ only in launch.* would also share a run directory: that is refused first.)"""
     code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "launch.slurm.nodes=1,2",
                        "--cluster", "slurm", "--dry-run")
+    assert code == 2 and "differ only in launch.slurm.nodes" in out
+    shutil.copytree("recipes", tmp_path / "recipes")
+    recipe = tmp_path / "recipes" / "two_sizes.py"
+    recipe.write_text((tmp_path / "recipes" / "quickstart.py").read_text() + textwrap.dedent("""
+        sweep = [dict(_name_="small", **{"launch.slurm.nodes": 1}), dict(_name_="big", **{"launch.slurm.nodes": 2})]
+    """))
+    code, out = launch(str(recipe), f"train.output_root={tmp_path}", "--cluster", "slurm", "--dry-run")
     assert code == 2 and "asks for other Slurm resources (launch.slurm.nodes)" in out
 
 

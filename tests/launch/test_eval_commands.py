@@ -1,0 +1,26 @@
+"""--eval-commands: a recipe's evaluation section as sampling + FID commands, per run."""
+from mdreg.launch.cli import main
+from tests.tiny import REPO
+
+R = REPO / "recipes"
+
+
+def test_maskdit_guided_fid_command(capsys):
+    assert main([str(R / "maskdit_in256.py"), "--eval-commands", "paths.adm_ref_256=/refs/in256.npz"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# default: MaskDiT Table 1: MaskDiT-G FID-50K 2.28")
+    assert out[1] == ("python tools/sample.py runs/maskdit_in256/default --stage unmask_cfg --sampler edm_heun "
+                      "steps=40 --num 50000 --out runs/maskdit_in256/default/unmask_cfg/eval/fid50000 --guidance 1.5")
+    assert out[2] == ("python tools/fid.py runs/maskdit_in256/default/unmask_cfg/eval/fid50000/samples.npz "
+                      "/refs/in256.npz --inception-weights $INCEPTION_WEIGHTS")
+
+
+def test_every_cell_of_a_grid_and_the_second_stage_by_override(capsys):
+    assert main([str(R / "maskdm_transfer_table3.py"), "--eval-commands", "evaluation.stage=tune_1pct"]) == 0
+    out = capsys.readouterr().out
+    for run in ("celebahq", "vggface2", "scratch"):
+        assert f"runs/maskdm_transfer_table3/{run} --stage tune_1pct --sampler ddim steps=250 eta=1.0 --num 10000" in out
+    assert "/data/celebahq --inception-weights" in out  # the complete CelebA-HQ, not the 1% subset
+    assert "--guidance" not in out
+    assert main([str(R / "toy_rose.py"), "--eval-commands"]) == 0
+    assert "tools/toy_report.py" in capsys.readouterr().out

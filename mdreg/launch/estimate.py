@@ -33,12 +33,8 @@ from mdreg.errors import UserError
 from mdreg.launch.plan import RunPlan
 from mdreg.masking import num_masked
 
-from mdreg.launch import flops_fallback
 
-try:  # the components' FLOP counter
-    from mdreg.models.flops import forward_gmacs
-except ImportError:  # same contract, until mdreg/models/flops.py is present
-    forward_gmacs = flops_fallback.forward_gmacs
+from mdreg.models.flops import forward_gmacs
 
 SCHEDULE_SAMPLES = 20_000  # steps at which a mask-ratio schedule is evaluated (evenly spaced)
 
@@ -110,10 +106,7 @@ class MacCounter:
         if key not in self._gmacs:
             n = self.tokens(cfg)
             model = self.model(cfg)
-            # a backbone with non-square inputs (the toy's 1 x D points) declares input_hw; only the
-            # local counter builds inputs from it
-            count = flops_fallback.forward_gmacs if hasattr(model, "input_hw") else forward_gmacs
-            self._gmacs[key] = float(count(model, batch=1, mask_ratio=(n - keep) / n))
+            self._gmacs[key] = float(forward_gmacs(model, batch=1, mask_ratio=(n - keep) / n))
         return self._gmacs[key]
 
     def mean(self, cfg: DictConfig, keeps: Counter) -> float:

@@ -43,7 +43,8 @@ def model_device(model: nn.Module) -> torch.device:
 def example_inputs(model: nn.Module, batch: int = 1, mask_ratio: float = 0.0, seed: int = 0) -> tuple:
     """``(x, t, y, ids_keep)`` shaped for ``model`` (a backbone with the mdreg forward contract)."""
     device = model_device(model)
-    x = torch.zeros(batch, model.in_chans, model.img_size, model.img_size, device=device)
+    height, width = getattr(model, "input_hw", None) or (model.img_size, model.img_size)  # toys: 1 x D points
+    x = torch.zeros(batch, model.in_chans, height, width, device=device)
     t = torch.zeros(batch, device=device)
     y = torch.zeros(batch, dtype=torch.long, device=device) if getattr(model, "num_classes", 0) else None
     ids_keep = None
@@ -75,9 +76,18 @@ def materialised(model: nn.Module) -> nn.Module:
     return real
 
 
+def _fvcore_nn():
+    """fvcore.nn, imported on first use (slow; its import scripts a function with
+    ``torch.jit.script``, which recent torch flags with a FutureWarning users need not see)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import fvcore.nn
+    return fvcore.nn
+
+
 def flop_analysis(model: nn.Module, batch: int = 1, mask_ratio: float = 0.0):
     """fvcore's ``FlopCountAnalysis`` of one forward pass (per-module and per-operator breakdowns)."""
-    from fvcore.nn import FlopCountAnalysis  # imported here: fvcore's import is slow and warns
+    FlopCountAnalysis = _fvcore_nn().FlopCountAnalysis
 
     model = materialised(model)
     analysis = FlopCountAnalysis(model, example_inputs(model, batch, mask_ratio))
@@ -109,13 +119,13 @@ def count_parameters(model: nn.Module) -> int:
 
 def parameter_table(model: nn.Module, max_depth: int = 2) -> str:
     """fvcore's per-module parameter table."""
-    from fvcore.nn import parameter_count_table
+    parameter_count_table = _fvcore_nn().parameter_count_table
 
     return parameter_count_table(model, max_depth=max_depth)
 
 
 def parameters_by_module(model: nn.Module) -> dict[str, int]:
     """Parameter count of every module path ("" is the whole model)."""
-    from fvcore.nn import parameter_count
+    parameter_count = _fvcore_nn().parameter_count
 
     return dict(parameter_count(model))

@@ -4,7 +4,7 @@
 2. ``finetune``: denoising fine-tuning on all patches, DSM loss (eq. 1), initialised from
    the pre-training's EMA weights.
 
-    python tools/launch.py recipes/quickstart.py                    # about 2.5 min on 2 cores
+    python tools/launch.py recipes/quickstart.py                    # about 2 min on 2 cores
     python tools/launch.py recipes/quickstart.py train.max_steps=50 # a shorter look
     python tools/launch.py recipes/quickstart.py --cluster slurm    # as Slurm jobs (pretrain -> finetune)
 """
@@ -31,7 +31,7 @@ _sample = dict(every=None, num=36, sampler=L("sampler:ddim")(steps=50, eta=1.0),
 
 stages = dict(
     pretrain=L("stage:train")(
-        steps=1200, batch_size=64,
+        steps=800, batch_size=64,
         objective=L("objective:mdsm")(schedule=_schedule),
         masker=L("masker:patch")(ratio=0.5),
         optimizer=adamw(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.03),
@@ -41,7 +41,7 @@ stages = dict(
         sample=_sample,
     ),
     finetune=L("stage:train")(
-        steps=900, batch_size=64,
+        steps=600, batch_size=64,
         objective=L("objective:dsm")(schedule=_schedule),
         masker=L("masker:none")(),
         optimizer=adamw(lr=5e-4, betas=(0.9, 0.99), weight_decay=0.03),

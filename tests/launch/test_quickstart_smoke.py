@@ -38,5 +38,5 @@ def test_quickstart_runs_end_to_end_and_leaves_its_outputs(tmp_path):
 def test_dry_run_prints_config_and_plan_and_writes_nothing(tmp_path):
     out = launch(REPO / "recipes" / "quickstart.py", "--dry-run", f"train.output_root={tmp_path}", check=True)
     assert "# resolved config" in out.stdout and "_target_: backbone:uvit" in out.stdout
-    assert "pretrain" in out.stdout and "finetune" in out.stdout and "1200" in out.stdout
+    assert "pretrain" in out.stdout and "finetune" in out.stdout and " 800 " in out.stdout
     assert list(tmp_path.iterdir()) == []

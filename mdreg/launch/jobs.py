@@ -59,12 +59,12 @@ class JobGroup:
         """The job id (single job) or the array's id, once submitted."""
         return self.job_ids[0].split("_")[0] if self.job_ids else None
 
-    def dependency(self, placeholder: bool = False) -> str | None:
+    def dependency(self, symbolic: bool = False) -> str | None:
         """``afterok:ID`` / ``aftercorr:ARRAY_ID`` on the previous group (None for the first)."""
         if self.after is None:
             return None
         kind = "aftercorr" if self.is_array else "afterok"
-        target = f"<id of job {self.after.index}>" if placeholder else self.after.base_id
+        target = f"<id of job {self.after.index}>" if symbolic else self.after.base_id
         return f"{kind}:{target}"
 
 

@@ -100,7 +100,7 @@ class SlurmExecutor:
         res, groups, folder = self.resources(plans), self.groups(plans, stages), logs_folder(plans)
         parts = []
         for g in groups:
-            params = sbatch_parameters(res, g.job_name, g.dependency(placeholder=True), python_path_setup())
+            params = sbatch_parameters(res, g.job_name, g.dependency(symbolic=True), python_path_setup())
             script = _make_sbatch_string(command=submit_command(folder), folder=folder,
                                          map_count=len(g.plans) if g.is_array else None, **params)
             kind = f"array of {len(g.plans)}" if g.is_array else "job"

@@ -18,7 +18,7 @@ def test_families_siblings_and_element_wise_dependencies(tmp_path):
     plans = build_plans(recipe, [])
     groups = chain(plans)
     described = [(g.stages, [p.run_name for p in g.plans], g.after.stages if g.after else None,
-                  g.dependency(placeholder=True)) for g in groups]
+                  g.dependency(symbolic=True)) for g in groups]
     assert described == [
         (["pretrain"], ["two_a", "two_b"], None, None),
         (["finetune"], ["two_a", "two_b"], ["pretrain"], "aftercorr:<id of job 1>"),

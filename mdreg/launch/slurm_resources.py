@@ -197,6 +197,10 @@ def sbatch_parameters(res: SlurmResources, job_name: str, dependency: str | None
         if getattr(res, key) is not None:
             params[key] = getattr(res, key)
     extra: dict[str, Any] = {"requeue": True}  # preempted / timed-out jobs go back to the queue
+    if res.gpus_per_node:
+        # one GPU per task: Slurm sets each task's CUDA_VISIBLE_DEVICES to its own allocated GPU
+        # (correct on shared nodes, where the job's GPUs need not be 0..n-1)
+        extra["gpu-bind"] = "per_task:1"
     if dependency:
         params["dependency"] = dependency
         extra["kill-on-invalid-dep"] = "yes"  # a failed stage cancels the stages after it

@@ -18,6 +18,7 @@ def test_multi_node_gpu_scripts(tmp_path, launch, nodes):
     assert len(scripts) == 2  # pretrain, finetune
     for script in scripts:
         assert f"#SBATCH --nodes={nodes}" in script and "#SBATCH --gpus-per-node=8" in script
+        assert "#SBATCH --gpu-bind=per_task:1" in script
         assert "#SBATCH --ntasks-per-node=8" in script and "#SBATCH --requeue" in script
         assert "-m submitit.core._submit" in script
     assert "#SBATCH --dependency='afterok:<id of job 1>'" in scripts[1]

@@ -29,8 +29,8 @@ def test_two_gpus_two_tasks_one_process_group_preempted_together(tmp_path, launc
     for task, log in enumerate(logs):
         lines = re.findall(r"rank (\d)/(\d) local_rank (\d) .* master (\S+) CUDA_VISIBLE_DEVICES=(\S*) restart (\d)",
                            log)
-        assert [(r, w, lr, cvd, rs) for r, w, lr, _, cvd, rs in lines] == [
-            (str(task), "2", str(task), "0,1", "0"), (str(task), "2", str(task), "0,1", "1")]
+        assert [(r, w, lr, cvd, rs) for r, w, lr, _, cvd, rs in lines] == [  # one GPU per task
+            (str(task), "2", str(task), str(task), "0"), (str(task), "2", str(task), str(task), "1")]
         masters |= {m for *_, m, _, _ in lines}
     assert len(masters) == 1  # one rendezvous address for both tasks
     stops = [re.findall(r"stopped at step (\d+) on request", log) for log in logs]

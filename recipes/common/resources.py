@@ -4,16 +4,10 @@
 
 ``launch.cluster`` stays ``local`` (``--cluster slurm`` sends the recipe to Slurm); the
 ``slurm`` keys set here are the ones a paper experiment needs to change (nodes, GPUs per
-node, CPU cores, memory, time limit). The remaining Slurm settings and their checks come
-from ``recipes/common/launch.py`` when that base section is present, so a recipe never
-repeats them; without it the section holds just these keys.
+node, CPU cores, memory, time limit). The remaining Slurm settings come from
+``recipes/common/launch.py``, so a recipe never repeats them.
 """
-from pathlib import Path
-
-if (Path(__file__).parent / "launch.py").is_file():
-    from .launch import launch as _base
-else:
-    _base = {"cluster": "local", "slurm": {}}
+from .launch import launch as _base
 
 
 def on_gpus(gpus_per_node: int, nodes: int = 1, cpus_per_task: int = 8, mem_gb: int | None = None,

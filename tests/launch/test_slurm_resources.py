@@ -57,9 +57,10 @@ def test_flags_override_the_recipe_and_one_task_per_gpu():
     params = sbatch_parameters(res, "r.pretrain", dependency="afterok:7")
     assert params["nodes"] == 4 and params["gpus_per_node"] == 8 and params["ntasks_per_node"] == 8
     assert params["mem"] == "1536MB" and params["dependency"] == "afterok:7"
-    assert params["additional_parameters"] == {"requeue": True, "kill-on-invalid-dep": "yes"}
+    assert params["additional_parameters"] == {"requeue": True, "gpu-bind": "per_task:1", "kill-on-invalid-dep": "yes"}
     cpu = sbatch_parameters(slurm_resources(cfg_with()), "r.x")
     assert cpu["ntasks_per_node"] == 1 and "gpus_per_node" not in cpu and "dependency" not in cpu
+    assert "gpu-bind" not in cpu["additional_parameters"]
 
 
 @pytest.mark.parametrize("text, minutes", [("90", 90), ("1:30:00", 90), ("2-00:00:00", 2880), ("1-12", 2160),

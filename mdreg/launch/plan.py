@@ -10,7 +10,9 @@ Run names: ``train.run_name`` when the command line (or the recipe) sets it (a s
 element appends its name and swept values: ``demo,seed=1``); a declared element's
 ``_name_``; ``default`` for the recipe as written. Command-line overrides are
 appended (``m50_block2,max_steps=50``) so that the same command always maps to the same
-directory (relaunching resumes) and a different command never overwrites another run.
+directory (relaunching resumes) and a different command never overwrites another run. An
+undeclared sweep element's swept values come first (``seed=2,max_steps=50``) because a name
+over 80 characters keeps its first 60 and a hash of the rest.
 ``launch.*``, ``evaluation.*``, ``paths.*`` (where the data lives on this machine) and other keys
 that do not change training stay out of names.
 
@@ -176,7 +178,9 @@ def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = (),
         if "sweep" in cfg:
             with_sweep_removed(cfg)
         _require_train(cfg)
-        cli_texts = [o.text for o in cli]
+        # swept values lead: they tell the elements apart, and a long name is cut at its end
+        swept_texts = [o.text for o in element.swept]
+        cli_texts = [*swept_texts, *(o.text for o in cli if o.text not in swept_texts)]
         run_name = None
         if cli_names_run and (element.swept or element.name is not None):
             # train.run_name=NAME names the whole sweep: each element appends its own values
@@ -185,7 +189,7 @@ def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = (),
         elif not cli_names_run and element.name is not None:
             run_name = run_name_for(cli_texts, base=element.name)
         elif not cli_names_run and not cfg.train.get("run_name"):
-            run_name = run_name_for([o.text for o in element.declared] + cli_texts)
+            run_name = run_name_for([*swept_texts, *(o.text for o in element.declared), *cli_texts[len(swept_texts):]])
         if element.name is not None and run_name is not None:  # the config records its cell's run name
             with open_dict(cfg.train):
                 cfg.train.run_name = run_name

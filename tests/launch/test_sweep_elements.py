@@ -106,3 +106,25 @@ def test_interpolations_in_elements_resolve_in_the_run_not_at_load(grid):
     grid.write_text(grid.read_text() + 'paths = dict(data="/a")\nsweep[0]["+train.data_root"] = "${paths.data}"\n')
     (plan,) = build_plans(grid, ["paths.data=/b"], only=["m25"])
     assert plan.cfg.train.data_root == "/b"
+
+
+
+FIXED = ["stages.pretrain.batch_size=2", "stages.finetune.batch_size=2", "stages.finetune.optimizer.lr=1e-3",
+         "train.max_steps=1", "train.log_every=1", "stages.pretrain.masker.ratio=0.3"]
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_command_line_sweeps_name_runs_by_their_swept_values_first(declared, grid, tmp_path):
+    """Many fixed overrides make a name over 80 characters, which is cut: the swept value that
+    tells the runs apart must survive the cut."""
+    recipe = grid if declared else write_two_stage_recipe(_mkdir(tmp_path / "plain"), steps=2, ckpt_every=0)
+    plans = build_plans(recipe, FIXED, sweep_args=["train.seed=1,2"], only=["m25"] if declared else None)
+    heads = [p.run_name.split(",")[:2] for p in plans]
+    assert heads == ([["m25", "seed=1"], ["m25", "seed=2"]] if declared else [["seed=1", "pretrain.batch_size=2"],
+                                                                             ["seed=2", "pretrain.batch_size=2"]])
+    assert all(len(p.run_name) <= 80 for p in plans) and len({p.run_dir for p in plans}) == 2
+
+
+def _mkdir(path):
+    path.mkdir()
+    return path

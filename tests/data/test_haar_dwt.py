@@ -46,3 +46,22 @@ def test_bad_inputs():
         t.decode(torch.zeros(1, 10, 4, 4))
     with pytest.raises(ValueError, match="scale"):
         TRANSFORMS.get("haar_dwt")(scale=0)
+
+
+def test_the_on_device_path_equals_pywavelets():
+    """backend=torch (what GPU batches use) gives pywt's coefficients and inverse, in float32 and bfloat16."""
+    x = images(batch=4, size=16, seed=3)
+    reference, fast = TRANSFORMS.get("haar_dwt")(backend="pywt"), TRANSFORMS.get("haar_dwt")(backend="torch")
+    coeffs = reference.encode(x)
+    assert torch.allclose(fast.encode(x), coeffs, atol=1e-6)
+    assert torch.allclose(fast.decode(coeffs), reference.decode(coeffs), atol=1e-6)
+    assert torch.allclose(fast.decode(fast.encode(x)), x, atol=1e-6)
+    half = fast.encode(x.bfloat16())
+    assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), coeffs, atol=1e-2)
+
+
+def test_auto_takes_pywavelets_on_the_cpu_and_refuses_unknown_backends():
+    assert TRANSFORMS.get("haar_dwt")()._uses_pywt(torch.zeros(1))
+    assert not TRANSFORMS.get("haar_dwt")(backend="torch")._uses_pywt(torch.zeros(1))
+    with pytest.raises(ValueError, match="backend must be one of auto, pywt, torch"):
+        TRANSFORMS.get("haar_dwt")(backend="numpy")

@@ -65,14 +65,14 @@ def predict_x0(model_fn, x: torch.Tensor, t: int, abar: float, clip: float | Non
     return x0, eps
 
 
-@SAMPLERS.register("ddim")
-class DDIM(Sampler):
-    """DDIM (Song et al. 2021, eq. 12) with ``eta`` (0 = deterministic, 1 = DDPM-like);
-    predicted x0 is clipped to ``[-clip, clip]`` and epsilon re-derived (as maskdm does).
-    MaskDM evaluates with DDIM-500/250, eta 1.0 or 0.8 (appendix Table 6)."""
+class ReverseChain(Sampler):
+    """A walk down ``timestep_pairs``: at each step the model's x0 (clipped to ``[-clip, clip]``)
+    and epsilon at t give the next state at t_prev (:meth:`transition`); the last step
+    (t_prev = -1, the clean image) returns x0."""
 
-    def __init__(self, steps: int = 50, eta: float = 0.0, clip: float | None = 1.0, spacing: str = "linspace"):
-        self.steps, self.eta, self.clip, self.spacing = steps, eta, clip, spacing
+    steps: int
+    spacing: str
+    clip: float | None
 
     @torch.no_grad()
     def sample(self, model_fn, shape, generator=None, device="cpu"):
@@ -83,12 +83,30 @@ class DDIM(Sampler):
             a, a_prev = sched.abar_at(t), sched.abar_at(t_prev)
             x0, eps = predict_x0(model_fn, x, t, a, self.clip)
             if t_prev < 0:
-                x = x0
-                break
-            sigma = self.eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
-            x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma ** 2, 0.0)) * eps
-            if self.eta > 0:
-                x = x + sigma * noise_like(shape, generator, device)
+                return x0
+            x = self.transition(x, x0, eps, a, a_prev, generator)
+        return x
+
+    @abc.abstractmethod
+    def transition(self, x: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, abar: float, abar_prev: float,
+                   generator: torch.Generator | None) -> torch.Tensor:
+        """The state at t_prev from the state ``x`` at t."""
+
+
+@SAMPLERS.register("ddim")
+class DDIM(ReverseChain):
+    """DDIM (Song et al. 2021, eq. 12) with ``eta`` (0 = deterministic, 1 = DDPM-like);
+    predicted x0 is clipped to ``[-clip, clip]`` and epsilon re-derived (as maskdm does).
+    MaskDM evaluates with DDIM-500/250, eta 1.0 or 0.8 (appendix Table 6)."""
+
+    def __init__(self, steps: int = 50, eta: float = 0.0, clip: float | None = 1.0, spacing: str = "linspace"):
+        self.steps, self.eta, self.clip, self.spacing = steps, eta, clip, spacing
+
+    def transition(self, x, x0, eps, abar, abar_prev, generator):
+        sigma = self.eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
+        x = math.sqrt(abar_prev) * x0 + math.sqrt(max(1 - abar_prev - sigma ** 2, 0.0)) * eps
+        if self.eta > 0:
+            x = x + sigma * noise_like(x.shape, generator, x.device)
         return x
 
     def __repr__(self) -> str:
@@ -96,13 +114,13 @@ class DDIM(Sampler):
 
 
 @SAMPLERS.register("ddpm", aliases=("ancestral",))
-class DDPMAncestral(Sampler):
+class DDPMAncestral(ReverseChain):
     """Ancestral sampling (Ho et al. 2020, eq. 6 / Algorithm 2; MaskDM eq. 5): x_{t'} drawn from the
     posterior q(x_{t'} | x_t, x0_hat) with x0_hat from the predicted epsilon (clipped to
     ``[-clip, clip]``, as maskdm does). ``steps < T`` walks a respaced chain (Nichol & Dhariwal
     2021, sec. 4: each step's beta is ``1 - abar_t / abar_t'``). ``variance``: ``small`` is the
     posterior variance beta~ (maskdm's and iDDPM's fixed choice), ``large`` is beta (Ho et al.'s
-    other option). The last step returns the posterior mean, without noise."""
+    other option). The last step returns the posterior mean, which at t' = -1 is x0_hat, without noise."""
 
     def __init__(self, steps: int = 1000, clip: float | None = 1.0, variance: str = "small",
                  spacing: str = "uniform"):
@@ -110,21 +128,12 @@ class DDPMAncestral(Sampler):
             raise ValueError(f"ddpm sampler: variance must be 'small' (posterior) or 'large' (beta), got {variance!r}")
         self.steps, self.clip, self.variance, self.spacing = steps, clip, variance, spacing
 
-    @torch.no_grad()
-    def sample(self, model_fn, shape, generator=None, device="cpu"):
-        self.check(model_fn)
-        sched = model_fn.schedule
-        x = noise_like(shape, generator, device)
-        for t, t_prev in timestep_pairs(sched.num_timesteps, self.steps, self.spacing):
-            a, a_prev = sched.abar_at(t), sched.abar_at(t_prev)
-            x0, _ = predict_x0(model_fn, x, t, a, self.clip)
-            beta = 1 - a / a_prev
-            mean = (math.sqrt(a_prev) * beta / (1 - a)) * x0 + (math.sqrt(a / a_prev) * (1 - a_prev) / (1 - a)) * x
-            if t_prev < 0:
-                return mean
-            var = beta * (1 - a_prev) / (1 - a) if self.variance == "small" else beta
-            x = mean + math.sqrt(var) * noise_like(shape, generator, device)
-        return x
+    def transition(self, x, x0, eps, abar, abar_prev, generator):
+        beta = 1 - abar / abar_prev
+        mean = (math.sqrt(abar_prev) * beta / (1 - abar)) * x0 + (math.sqrt(abar / abar_prev) * (1 - abar_prev)
+                                                                   / (1 - abar)) * x
+        var = beta * (1 - abar_prev) / (1 - abar) if self.variance == "small" else beta
+        return mean + math.sqrt(var) * noise_like(x.shape, generator, x.device)
 
     def __repr__(self) -> str:
         return f"DDPMAncestral(steps={self.steps}, variance={self.variance!r})"

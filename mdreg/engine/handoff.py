@@ -8,11 +8,10 @@ unmasking tuning continues the masked model (sec. 3.2, "Unmasking tuning"). A st
   weights="ema"|"model")``: the source stage must be complete;
 * ``dict(path=FILE, weights="ema"|"model")``: an mdreg checkpoint file (or a bare state
   dict);
-* ``dict(path=FILE, kind="dit"|"maskdit"|"uvit"|"maskdm")``: an official release's file,
-  read by ``mdreg.models.load_official(path, kind)``. Call contract: it returns a state
-  dict (``{name: tensor}``) in the key layout of mdreg's backbone of that family, taken
-  from the file's EMA weights where the file has them, and raises ``UserError`` for a
-  file it cannot read or a kind it does not know. Everything below applies to its result.
+* ``dict(path=FILE, kind="dit"|"maskdit"|"uvit"|"maskdm", weights="ema"|"model")``: an
+  official release's file, read and renamed into mdreg's key layout by
+  :mod:`mdreg.models.official` (the file's ``weights`` entry where it holds both, as
+  ``load_official`` does); everything below applies to the result.
 
 Differences between source and model are handled explicitly, each one logged
 (:func:`load_matching`): ``_orig_mod.``/``module.`` prefixes are stripped; a mask token
@@ -24,7 +23,6 @@ missing, unexpected or reshaped key is an error that lists the keys.
 """
 from __future__ import annotations
 
-import importlib
 import math
 from pathlib import Path
 
@@ -51,15 +49,13 @@ def source_stage(trainer, name: str) -> str:
     return name
 
 
-def official_weights(path: Path, kind: str) -> dict:
-    """``mdreg.models.load_official(path, kind)`` (see the module docstring for its contract)."""
+def official_weights(path: Path, kind: str, weights: str) -> dict:
+    """The ``weights`` (``ema``/``model``) of official checkpoint ``path`` in mdreg's key layout."""
+    from mdreg.models.official import read_checkpoint, to_mdreg
+
     if kind not in OFFICIAL_KINDS:
         raise UserError(f"init_from.kind={kind!r} is not an official checkpoint kind ({', '.join(OFFICIAL_KINDS)})")
-    loader = getattr(importlib.import_module("mdreg.models"), "load_official", None)
-    if loader is None:
-        raise UserError(f"init_from.kind={kind!r}: this build of mdreg has no official checkpoint reader "
-                        f"(mdreg.models.load_official); convert the file to an mdreg checkpoint or update mdreg")
-    return loader(path, kind)
+    return to_mdreg(read_checkpoint(path, weights), kind, weights)
 
 
 def read_source(trainer, spec: dict) -> tuple[dict, str]:
@@ -69,7 +65,8 @@ def read_source(trainer, spec: dict) -> tuple[dict, str]:
     if "path" in spec:
         path = Path(spec["path"])
         if spec.get("kind"):
-            return official_weights(path, spec["kind"]), f"{path} (official {spec['kind']} checkpoint)"
+            return (official_weights(path, spec["kind"], spec["weights"]),
+                    f"{path} (official {spec['kind']} checkpoint, {spec['weights']})")
         state = load_checkpoint(path, map_location="cpu")
         weights = state[spec["weights"]] if spec["weights"] in state else state
         return weights, f"{path} ({spec['weights']})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def read_checkpoint(source: str | Path | dict, weights: str = "ema") -> StateDic
             raise UserError(f"official checkpoint {path} does not exist")
         try:
             source = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # official training checkpoints pickle argparse/omegaconf objects
+        except Exception as exc:  # official training checkpoints pickle argparse/omegaconf objects
+            warnings.warn(f"{path} holds more than tensors ({type(exc).__name__}); unpickling it in full, which "
+                          f"runs code from the file: load only official releases or files you made", stacklevel=2)
             source = torch.load(path, map_location="cpu", weights_only=False)
     if weights not in ("ema", "model"):
         raise UserError(f"weights must be 'ema' or 'model', got {weights!r}")

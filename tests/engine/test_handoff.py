@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-import mdreg.models
 from mdreg.engine.handoff import load_matching, resize_pos_embed
 from mdreg.errors import UserError
 from tests.conftest import make_trainer
@@ -82,17 +81,22 @@ def test_init_from_an_mdreg_checkpoint_at_a_new_resolution(recipe_factory):
     assert event["event"] == "init_from" and "interpolated" in event["adapted"][0]
 
 
-def test_official_checkpoints_go_through_load_official(recipe_factory, monkeypatch, tmp_path):
+def test_official_checkpoints_are_read_renamed_and_their_weights_entry_honoured(recipe_factory, tmp_path):
+    """An official maskdm training file ({"ema": ..., "model": ...} in the official key layout,
+    wrapped as its GaussianDiffusion saves it) initialises the stage from the entry asked for."""
+    from mdreg.models.official import to_official
+
     recipe = recipe_factory(steps=1)
     reference = make_trainer(recipe, ["train.run_name=ref"]).model.state_dict()
-    override = f"+stages.main.init_from={{path: '{tmp_path / 'official.pt'}', kind: maskdm}}"
-    monkeypatch.delattr(mdreg.models, "load_official", raising=False)
-    with pytest.raises(UserError, match="mdreg.models.load_official"):
-        make_trainer(recipe, ["train.run_name=a", override])
-    calls = []
-    fake = {k: torch.full_like(v, 0.5) for k, v in reference.items()}
-    monkeypatch.setattr(mdreg.models, "load_official", lambda path, kind: calls.append((str(path), kind)) or fake,
-                        raising=False)
-    trainer = make_trainer(recipe, ["train.run_name=b", override])
-    assert calls == [(str(tmp_path / "official.pt"), "maskdm")]
-    assert bool((trainer.model.patch_embed.proj.weight == 0.5).all())
+    entries = {name: {f"model.{k}": torch.full_like(v, fill) for k, v in to_official(reference, "maskdm").items()}
+               for name, fill in (("ema", 0.5), ("model", -0.25))}
+    torch.save({**entries, "step": 7}, tmp_path / "official.pt")
+    for weights, fill in (("ema", 0.5), ("model", -0.25)):
+        override = f"+stages.main.init_from={{path: '{tmp_path / 'official.pt'}', kind: maskdm, weights: {weights}}}"
+        trainer = make_trainer(recipe, [f"train.run_name={weights}", override])
+        assert bool((trainer.model.patch_embed.proj.weight == fill).all())
+        event = json.loads((trainer.dir / "metrics.jsonl").read_text().splitlines()[0])
+        assert event["event"] == "init_from" and f"official maskdm checkpoint, {weights}" in event["source"]
+    with pytest.raises(UserError, match="not an official checkpoint kind"):
+        make_trainer(recipe, ["train.run_name=bad", f"+stages.main.init_from={{path: '{tmp_path / 'official.pt'}', "
+                                                    f"kind: dalle}}"])

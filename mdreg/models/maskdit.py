@@ -73,6 +73,10 @@ class MaskDiT(DiT):
         x = self.decoder_layer(tokens, c)
         if ids_keep is not None:
             x = scatter_tokens(x, ids_keep, self.num_patches, fill=self.mask_token)
+        elif torch.is_grad_enabled() and self.mask_token.requires_grad:
+            # nothing masked (unmasking tuning): the mask token must still be in the graph, with
+            # a zero gradient, or DDP (find_unused_parameters=False) fails on the next step
+            x = x + 0.0 * self.mask_token.sum()
         x = x + self.decoder_pos_embed
         for block in self.decoder_blocks:
             x = block(x, c)

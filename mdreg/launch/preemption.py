@@ -89,11 +89,13 @@ class StopAtStepBoundary:
     def requeue(self) -> NoReturn:
         """After the checkpoint: hand over to submitit's handler (checkpoint(), requeue, exit)."""
         handler = self._submitit_handler
+        # a rank stopped by the other ranks' vote saw no signal itself: hand over the one submitit listens to
+        signum = self.signum or self._signal
         if not callable(handler):
-            raise RuntimeError(f"stopped on {signal.Signals(self.signum).name}, but submitit's handler is not "
+            raise RuntimeError(f"stopped on {signal.Signals(signum).name}, but submitit's handler is not "
                                f"installed: StageJob must run inside a submitit job")
         print("mdreg: checkpoint saved; handing over to submitit to requeue the job", flush=True)
-        handler(self.signum, None)  # rank 0: exits (requeued) or raises UncompletedJobError (no requeue left)
+        handler(signum, None)  # rank 0: exits (requeued) or raises UncompletedJobError (no requeue left)
         rank = submitit.JobEnvironment().global_rank
         print(f"mdreg: rank {rank} waits for rank 0's requeue to end this task", flush=True)
         time.sleep(RANK_WAIT_S)

@@ -226,7 +226,7 @@ def apply_override(cfg: DictConfig, ov: Override, notes: list[str]) -> None:
         return
     if is_lazy(old_value) and isinstance(value, str):
         value = swap_target(old_value, value, ov.key, ov.text, notes)
-    elif ov.kind == "change":
+    elif ov.kind == "change" and not _takes_anything(parent, leaf):
         if old_value is None and is_lazy(parent):
             old_value = _typed_default(parent, leaf)
         value = _check_type(old_value, value, ov.key, ov.text)
@@ -234,20 +234,31 @@ def apply_override(cfg: DictConfig, ov: Override, notes: list[str]) -> None:
         parent[leaf] = value
 
 
-def _typed_default(parent: Any, leaf: str) -> Any:
-    """A value of the type a lazy node's target annotates for ``leaf`` (None if unknown):
-    lets ``_check_type`` catch ``max_steps=abc`` where the current value is null."""
+def _annotation(parent: Any, leaf: str) -> Any:
+    """How a lazy node's target annotates its parameter ``leaf`` (None if unknown)."""
     import inspect
-    import typing
 
     ref = target_ref(parent)
     try:
         param = inspect.signature(resolve_target(ref)).parameters.get(leaf) if ref else None
     except (ConfigError, TypeError, ValueError):
         return None
-    if param is None or param.annotation is inspect.Parameter.empty:
+    return None if param is None or param.annotation is inspect.Parameter.empty else param.annotation
+
+
+def _takes_anything(parent: Any, leaf: str) -> bool:
+    """The target annotates ``leaf`` as ``Any`` (e.g. a stage's ``init_from``: a name or a dict)."""
+    return is_lazy(parent) and _annotation(parent, leaf) in ("Any", "typing.Any", Any)
+
+
+def _typed_default(parent: Any, leaf: str) -> Any:
+    """A value of the type a lazy node's target annotates for ``leaf`` (None if unknown):
+    lets ``_check_type`` catch ``max_steps=abc`` where the current value is null."""
+    import typing
+
+    hint = _annotation(parent, leaf)
+    if hint is None:
         return None
-    hint = param.annotation
     if isinstance(hint, str):  # from __future__ import annotations
         hint = {"int": int, "float": float, "bool": bool, "str": str, "int | None": int, "float | None": float,
                 "bool | None": bool, "str | None": str}.get(hint.replace("Optional[", "").rstrip("]"), None)

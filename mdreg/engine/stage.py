@@ -24,6 +24,31 @@ from typing import Any
 from mdreg.registry import STAGES
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+EMA_DEFAULTS = {"decay": 0.9999, "every": 1, "start": 0}
+
+
+def check_settings(steps: int, batch_size: int, grad_accum: int = 1, precision: str = "fp32",
+                   grad_clip: float | None = None, label_dropout: float = 0.0, ema: dict | None = None) -> dict:
+    """Check a stage's scalar settings (the launcher runs this before anything is submitted,
+    the stage when it is built); returns the complete EMA settings. Raises ValueError."""
+    if steps < 1 or batch_size < 1 or grad_accum < 1:
+        raise ValueError(f"steps, batch_size and grad_accum must be >= 1 (got {steps}, {batch_size}, {grad_accum})")
+    if batch_size % grad_accum:
+        raise ValueError(f"batch_size {batch_size} is not divisible by grad_accum {grad_accum}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if grad_clip is not None and grad_clip <= 0:
+        raise ValueError(f"grad_clip must be positive or null, got {grad_clip}")
+    if not 0.0 <= label_dropout < 1.0:
+        raise ValueError(f"label_dropout must be in [0, 1), got {label_dropout}")
+    unknown = sorted(set(ema or {}) - set(EMA_DEFAULTS))
+    if unknown:
+        raise ValueError(f"ema has unknown keys {unknown} (allowed: {', '.join(EMA_DEFAULTS)})")
+    settings = {**EMA_DEFAULTS, **(ema or {})}
+    if not 0.0 <= settings["decay"] < 1.0 or settings["every"] < 1 or settings["start"] < 0:
+        raise ValueError(f"ema needs 0 <= decay < 1, every >= 1, start >= 0; got decay {settings['decay']}, "
+                         f"every {settings['every']}, start {settings['start']}")
+    return settings
 
 
 @STAGES.register("train")
@@ -34,20 +59,10 @@ class TrainStage:
                  optimizer: Any = None, lr_schedule: Any = None, grad_clip: float | None = None, grad_accum: int = 1,
                  ema: dict | None = None, precision: str = "fp32", init_from: Any = None, label_dropout: float = 0.0,
                  hflip: float | None = None, dataset: Any = None, sample: dict | None = None):
-        if steps < 1 or batch_size < 1 or grad_accum < 1:
-            raise ValueError(f"steps, batch_size and grad_accum must be >= 1 (got {steps}, {batch_size}, {grad_accum})")
-        if batch_size % grad_accum:
-            raise ValueError(f"batch_size {batch_size} is not divisible by grad_accum {grad_accum}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if grad_clip is not None and grad_clip <= 0:
-            raise ValueError(f"grad_clip must be positive or null, got {grad_clip}")
-        if not 0.0 <= label_dropout < 1.0:
-            raise ValueError(f"label_dropout must be in [0, 1), got {label_dropout}")
+        self.ema = check_settings(steps, batch_size, grad_accum, precision, grad_clip, label_dropout, ema)
         self.steps, self.batch_size, self.grad_accum = steps, batch_size, grad_accum
         self.objective, self.masker, self.mask_schedule = objective, masker, mask_schedule
         self.optimizer, self.lr_schedule, self.grad_clip = optimizer, lr_schedule, grad_clip
-        self.ema = {"decay": 0.9999, "every": 1, "start": 0, **(ema or {})}
         self.precision, self.label_dropout, self.hflip, self.dataset = precision, label_dropout, hflip, dataset
         self.init_from = normalise_init(init_from)
         self.sample = {"every": None, "num": 16, "sampler": None, "guidance_scale": 1.0, **(sample or {})}

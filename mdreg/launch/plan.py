@@ -49,6 +49,7 @@ class StagePlan:
     folder: Path
     init_from: str | None = None
     parent: str | None = None  # the earlier stage whose weights this one starts from
+    grad_accum: int = 1
 
 
 @dataclass
@@ -111,6 +112,24 @@ def stage_parent(cfg: DictConfig, name: str) -> str | None:
     return init
 
 
+def check_stage(node: DictConfig, name: str) -> None:
+    """A ``stage:train`` node's scalar settings, checked as the stage will check them, so that a
+    bad value fails at launch (before any job waits in a queue), naming its key."""
+    from mdreg.config.lazy import target_ref
+    from mdreg.engine.stage import check_settings, normalise_init
+
+    if target_ref(node) not in ("stage:train", "mdreg.engine.stage.TrainStage"):
+        return
+    settings = {key: node[key] for key in ("steps", "batch_size", "grad_accum", "precision", "grad_clip",
+                                           "label_dropout") if node.get(key) is not None}
+    ema, init = node.get("ema"), node.get("init_from")
+    try:
+        check_settings(**settings, ema=OmegaConf.to_container(ema) if isinstance(ema, DictConfig) else ema)
+        normalise_init(OmegaConf.to_container(init) if isinstance(init, DictConfig) else init)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"stages.{name}: {exc}; fix it in the recipe or with stages.{name}.KEY=VALUE") from None
+
+
 def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
     from mdreg.engine.trainer import effective_steps
 
@@ -119,13 +138,17 @@ def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
     plans = []
     for name in cfg.stages.keys():
         node = cfg.stages[name]
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"stages.{name} is {_shown(node)}, not a stage; drop a stage with ~stages.{name} "
+                              f"(and its followers' init_from)")
         for key in ("steps", "batch_size"):
             if key not in node:
                 raise ConfigError(f"stages.{name}.{key} is required")
+        check_stage(node, name)
         init = node.get("init_from")
         init = init if isinstance(init, str) or init is None else str(OmegaConf.to_container(init))
         plans.append(StagePlan(name, effective_steps(cfg, name), int(node.batch_size), run_dir / name, init,
-                               stage_parent(cfg, name)))
+                               stage_parent(cfg, name), int(node.get("grad_accum", 1))))
     return plans
 
 
@@ -220,11 +243,18 @@ def with_sweep_removed(cfg: DictConfig) -> None:
         del cfg["sweep"]
 
 
+def _shown(value) -> str:
+    return "null" if value is None else repr(value)
+
+
 def _require_train(cfg: DictConfig) -> None:
     for key in ("train", "model", "data", "stages"):
         if key not in cfg:
             raise ConfigError(f"the recipe defines no {key!r} (every recipe needs train, model, data and stages; "
                               f"see recipes/quickstart.py)")
+        if not isinstance(cfg[key], DictConfig):
+            raise ConfigError(f"{key} is {_shown(cfg[key])}, but it must be a mapping (as in recipes/quickstart.py); "
+                              f"override its keys ({key}.KEY=VALUE) instead of replacing it")
 
 
 __all__ = ["RunPlan", "StagePlan", "build_plans", "make_plan", "run_name_for", "stage_parent", "Override"]

@@ -86,10 +86,12 @@ class SlurmExecutor:
             if plan.run_name == LOGS:
                 raise ConfigError(f"train.run_name={LOGS!r} is where Slurm logs go; choose another run name")
             for stage in plan.stages:
-                if stage.batch_size % world:
+                parts = world * stage.grad_accum
+                if stage.batch_size % parts:
                     raise ConfigError(f"stages.{stage.name}.batch_size={stage.batch_size} (the global batch) does not "
                                       f"split over {world} tasks ({found[0].nodes} node(s) x {found[0].tasks_per_node}"
-                                      f" per node, one per GPU); change the batch size, --nodes or --gpus-per-node")
+                                      f" per node, one per GPU) x stages.{stage.name}.grad_accum {stage.grad_accum}; "
+                                      f"change the batch size, grad_accum, --nodes or --gpus-per-node")
         return found[0]
 
     def groups(self, plans: list[RunPlan], stages: list[str] | None) -> list[JobGroup]:

@@ -85,3 +85,7 @@ def test_the_global_batch_must_split_over_the_tasks(tmp_path, launch):
     code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "--cluster", "slurm",
                        "--gpus-per-node", "3", "--dry-run")
     assert code == 2 and "stages.pretrain.batch_size=64 (the global batch) does not split over 3 tasks" in out
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "stages.pretrain.grad_accum=8",
+                       "--cluster", "slurm", "--gpus-per-node", "8", "--nodes", "2", "--dry-run")
+    assert code == 2 and "does not split over 16 tasks (2 node(s) x 8 per node, one per GPU) x " \
+                         "stages.pretrain.grad_accum 8" in out

@@ -72,9 +72,14 @@ def _slug(text: str) -> str:
     return text or "default"
 
 
-def _names_run(text: str) -> bool:
-    key = text.lstrip("+~").split("=")[0]
+def changes_training(key: str) -> bool:
+    """False for the keys that say where and how a run executes (``NAME_EXCLUDED``), not what
+    it trains: they stay out of run names, and a resumed run may change them."""
     return not any(key == e or key.startswith(e) for e in NAME_EXCLUDED)
+
+
+def _names_run(text: str) -> bool:
+    return changes_training(text.lstrip("+~").split("=")[0])
 
 
 def run_name_for(overrides: list[str], base: str | None = None) -> str:
@@ -257,4 +262,4 @@ def _require_train(cfg: DictConfig) -> None:
                               f"override its keys ({key}.KEY=VALUE) instead of replacing it")
 
 
-__all__ = ["RunPlan", "StagePlan", "build_plans", "make_plan", "run_name_for", "stage_parent", "Override"]
+__all__ = ["RunPlan", "StagePlan", "build_plans", "changes_training", "make_plan", "run_name_for", "stage_parent", "Override"]

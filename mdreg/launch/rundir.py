@@ -3,8 +3,12 @@
 ``<output_root>/<recipe>/<run name>/`` holds ``config.yaml`` (the exact tree, reloadable),
 ``meta.yaml`` (recipe path, overrides, command line, times) and one folder per stage.
 Relaunching the same command finds the same ``config.yaml`` and resumes. If the saved
-config differs from the new one, nothing is touched and the error lists the differing
-keys: a changed recipe must not silently continue (or overwrite) an earlier run.
+config differs from the new one in what is trained, nothing is touched and the error lists
+the differing keys: a changed recipe must not silently continue (or overwrite) an earlier
+run. Keys that say where and how the run executes (``launch.*``, ``paths.*``,
+``evaluation.*``, ``train.device``, ``train.num_workers``: :func:`mdreg.launch.plan.changes_training`)
+may change on resume, e.g. on another machine; the saved configs are updated and the
+change is printed.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from mdreg.config import dump_yaml, load_config
 from mdreg.config.diff import diff_trees
 from mdreg.config.serialize import atomic_write_text
 from mdreg.errors import UserError
-from mdreg.launch.plan import RunPlan
+from mdreg.launch.plan import RunPlan, changes_training
 
 
 def check_writable(folder: Path) -> None:
@@ -38,15 +42,17 @@ def prepare(plan: RunPlan) -> None:
     text = dump_yaml(plan.cfg)  # refuses lambdas etc. before anything is written
     saved = plan.run_dir / "config.yaml"
     if saved.is_file():
-        # launch.* says where and how the run executes, not what it trains: resubmitting with
-        # other resources (or locally) continues the same run
-        differences = [d for d in diff_trees(load_config(saved), plan.cfg) if not d[0].startswith("launch.")]
-        if differences:
-            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in differences[:6])
-            more = f" (+{len(differences) - 6} more)" if len(differences) > 6 else ""
-            raise UserError(f"{plan.run_dir} already holds a run with a different config ({shown}{more}). "
+        differences = diff_trees(load_config(saved), plan.cfg)
+        trained = [d for d in differences if changes_training(d[0])]
+        if trained:
+            raise UserError(f"{plan.run_dir} already holds a run with a different config ({_shown(trained)}). "
                             f"Nothing was changed. Start a new run with train.run_name=NEW_NAME, or restore "
                             f"the recipe to resume this one")
+        if differences:  # where/how it runs (another machine, other resources): same run, settings updated
+            for path in [saved, *sorted(plan.run_dir.glob("*/config.yaml"))]:
+                atomic_write_text(path, text)
+            print(f"{plan.run_dir}: resuming with changed run settings ({_shown(differences)}); config.yaml updated",
+                  flush=True)
         return
     check_writable(plan.run_dir)
     atomic_write_text(saved, text)
@@ -54,6 +60,11 @@ def prepare(plan: RunPlan) -> None:
             "command": " ".join(sys.argv), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "stages": [s.name for s in plan.stages]}
     atomic_write_text(plan.run_dir / "meta.yaml", OmegaConf.to_yaml(OmegaConf.create(meta)))
+
+
+def _shown(differences: list[tuple]) -> str:
+    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in differences[:6])
+    return shown + (f" (+{len(differences) - 6} more)" if len(differences) > 6 else "")
 
 
 def write_stage_config(plan: RunPlan, stage: str) -> None:

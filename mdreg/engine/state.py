@@ -6,10 +6,10 @@ Contents (all loadable with ``torch.load(weights_only=True)``):
 * ``optimizer``, ``scaler`` — AdamW moments, fp16 loss-scale state;
 * ``step`` (optimizer steps done), ``total_steps``, ``stage``;
 * ``rng`` — ``{"world_size": W, "ranks": [per-rank states]}``: each rank's trainer
-  generator, torch CPU RNG and (on GPUs) CUDA RNG state, gathered to rank 0. On resume
-  each rank restores its own entry (a changed world size keeps fresh global RNGs and says
-  so; the trainer's streams are re-keyed per micro-batch anyway, see
-  :mod:`mdreg.engine.randomness`);
+  generator, torch CPU RNG and (on GPUs) CUDA RNG state with the device type, gathered to
+  rank 0. On resume each rank restores its own entry (a changed world size keeps fresh
+  global RNGs, a changed device type a fresh trainer generator, and says so; the trainer's
+  streams are re-keyed per micro-batch anyway, see :mod:`mdreg.engine.randomness`);
 * ``data`` — the data-order position (epoch, batch within the epoch, samples seen). It is
   derived from ``step`` (:mod:`mdreg.engine.data_order`) and recorded for inspection.
 """
@@ -21,7 +21,7 @@ from mdreg.engine.ddp import gather_objects
 
 
 def rank_rng_state(generator: torch.Generator, device: torch.device) -> dict:
-    return {"generator": generator.get_state(), "torch": torch.get_rng_state(),
+    return {"generator": generator.get_state(), "torch": torch.get_rng_state(), "device": device.type,
             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
@@ -54,8 +54,12 @@ def restore(trainer, state: dict) -> list[str]:
         return [f"the checkpoint was written by {len(ranks)} rank(s), this run has {trainer.env.world_size}: "
                 f"global RNG states are not restored (the trainer's per-micro-batch streams are unaffected)"]
     mine = ranks[trainer.env.rank]
-    trainer.generator.set_state(mine["generator"].cpu())
     torch.set_rng_state(mine["torch"].cpu())
-    if mine.get("cuda") is not None and trainer.device.type == "cuda":
+    saved_on = mine.get("device") or ("cuda" if mine.get("cuda") is not None else "cpu")
+    if saved_on != trainer.device.type:  # a CPU generator's state does not fit a CUDA one, and back
+        return [f"the checkpoint was written on {saved_on}, this run is on {trainer.device.type}: the trainer's "
+                f"{trainer.device.type} generator state is not restored (its per-micro-batch streams are unaffected)"]
+    trainer.generator.set_state(mine["generator"].cpu())
+    if mine.get("cuda") is not None:
         torch.cuda.set_rng_state(mine["cuda"].cpu(), trainer.device)
     return []

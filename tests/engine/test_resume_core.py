@@ -83,3 +83,32 @@ def test_checkpoint_holds_full_state_and_last_pointer(tmp_path):
     assert not list(folder.glob("*.tmp"))
     state = final_weights(plan.run_dir / "pretrain")
     assert {"model", "ema", "optimizer", "scaler", "step", "rng"} <= set(state) and state["step"] == 4
+
+
+def test_a_checkpoint_from_another_device_type_resumes_with_a_note(tmp_path, capsys):
+    """A GPU job's checkpoint resumed on a CPU (or back): the saved generator state does not fit
+    this device's generator; it is left fresh, said so, and the run still repeats exactly."""
+    recipe = write_two_stage_recipe(tmp_path, steps=4, ckpt_every=2)
+    (straight,) = build_plans(recipe, ["train.run_name=straight"])
+    LocalExecutor().run(straight, stages=["pretrain"])
+    (moved,) = build_plans(recipe, ["train.run_name=moved"])
+    prepare(moved)
+    trainer = Trainer(moved.cfg, "pretrain", moved.run_dir)
+    step_once = trainer.train_step
+
+    def stop_after_two(*args):
+        result = step_once(*args)
+        trainer.stop_requested = trainer.step == 2
+        return result
+
+    trainer.train_step = stop_after_two
+    trainer.fit()
+    path = moved.run_dir / "pretrain" / "checkpoints" / "step_00000002.pt"
+    state = load_checkpoint(path)
+    state["rng"]["ranks"][0].update(device="cuda", generator=torch.zeros(16, dtype=torch.uint8))  # as a GPU writes it
+    torch.save(state, path)
+    LocalExecutor().run(moved, stages=["pretrain"])
+    assert "note: the checkpoint was written on cuda, this run is on cpu" in capsys.readouterr().out
+    assert losses(straight.run_dir / "pretrain") == losses(moved.run_dir / "pretrain")
+    wa, wb = final_weights(straight.run_dir / "pretrain"), final_weights(moved.run_dir / "pretrain")
+    assert all(torch.equal(t, wb["model"][k]) for k, t in wa["model"].items())

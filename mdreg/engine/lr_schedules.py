@@ -35,7 +35,9 @@ class WarmupConstant(WarmupSchedule):
 
 @LR_SCHEDULES.register("cosine", aliases=("warmup_cosine",))
 class WarmupCosine(WarmupSchedule):
-    """Linear warmup then cosine decay to ``min_factor`` at the last step."""
+    """Linear warmup then cosine decay towards ``min_factor``. ``step`` is 0-based, and the
+    factor reaches ``min_factor`` at ``step = total_steps``, one past the last step (as timm's
+    schedulers do), so no step trains at the floor, which is 0 by default."""
 
     def __init__(self, warmup_steps: int = 0, warmup_start: float = 0.0, min_factor: float = 0.0):
         super().__init__(warmup_steps, warmup_start)

@@ -14,7 +14,8 @@ directory (relaunching resumes) and a different command never overwrites another
 undeclared sweep element's swept values come first (``seed=2,max_steps=50``) because a name
 over 80 characters keeps its first 60 and a hash of the rest.
 ``launch.*``, ``evaluation.*``, ``paths.*`` (where the data lives on this machine) and other keys
-that do not change training stay out of names.
+that do not change training (logging and checkpoint cadence, loader workers, device) stay out
+of names (:data:`NAME_EXCLUDED`).
 
 Stage order and parents: stages run in the order the recipe declares them. A stage's
 ``init_from`` may name ``"previous"`` or any EARLIER stage, so the stages form a tree: MaskDiT's
@@ -37,8 +38,11 @@ from mdreg.config import apply_overrides, load_recipe, parse_overrides
 from mdreg.config.overrides import Override
 from mdreg.errors import ConfigError
 
+# where and how a run executes, logs and keeps checkpoints; not what it trains (its RNG is
+# keyed by step, so checkpoint cadence and workers do not change a single number)
 NAME_EXCLUDED = ("launch.", "evaluation.", "paths.", "train.output_root", "train.run_name", "train.device",
-                 "train.num_workers")
+                 "train.num_workers", "train.log_every", "train.ckpt_every", "train.keep_last",
+                 "train.milestone_every")
 
 
 @dataclass

@@ -25,6 +25,7 @@ _DIT_SIZE = ["model.hidden_size=32", "model.depth=2", "model.num_heads=2", "mode
 # backbone target -> (overrides of the model, pixel resolution of the stand-in dataset, extra data overrides)
 FAMILIES: dict[str, tuple[list[str], int, list[str]]] = {
     "backbone:maskdm_s": (["model=uvit", "model.img_size=16", "model.patch_size=2", *_SIZE], 16, []),
+    "backbone:maskdm_b": (["model=uvit", "model.img_size=16", "model.patch_size=2", *_SIZE], 16, []),
     "backbone:maskdm_b_dwt": (["model=uvit_dwt", "model.img_size=8", "model.patch_size=2", *_SIZE], 16, []),
     "backbone:maskdm_l_dwt": (["model=uvit_dwt", "model.img_size=8", "model.patch_size=2", *_SIZE], 16, []),
     "backbone:maskdit_xl_2": (["model=maskdit", *_DIT_SIZE, "model.decoder_hidden_size=32", "model.decoder_depth=1",

@@ -3,11 +3,14 @@ into a latent store (see :mod:`mdreg.data.latents`) for MaskDiT-style latent tra
 
 Images go through ``dataset:image_folder`` (same crop, subset and labels options), in
 index order, batched through the VAE encoder; the Gaussian moments are stored, not a
-sample. Interrupted runs continue where they stopped (rerun the same command).
+sample. Interrupted runs continue where they stopped (rerun the same command); a rerun
+with other images, VAE, subset or labels is refused rather than mixing two encodings.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+from pathlib import Path
 
 import torch
 
@@ -16,15 +19,23 @@ from mdreg.data.latents import LatentStoreWriter
 from mdreg.data.vae import load_vae
 
 
+def source_meta(images: ImageFolder) -> dict:
+    """What identifies the encoded images (header fields; a resumed run must match them)."""
+    names = "\n".join(f.relative_to(images.root).as_posix() for f in images.files)
+    return {"num_classes": images.num_classes, "image_resolution": images.resolution,
+            "source": str(images.root.resolve()), "fraction": images.fraction, "subset_seed": images.subset_seed,
+            "labels": bool(images.classes), "classes": images.classes,
+            "files_sha256": hashlib.sha256(names.encode()).hexdigest()}
+
+
 @torch.no_grad()
 def encode_folder(images: ImageFolder, vae, out: str, batch_size: int = 32, device="cpu",
                   scale_factor: float = 0.18215, vae_name: str = "") -> str:
     """Encode every image of ``images`` with ``vae`` into the store ``out``; returns its header path."""
     probe = vae.encode(torch.zeros(1, 3, images.resolution, images.resolution, device=device)).latent_dist
     shape = (2 * probe.mean.shape[1], *probe.mean.shape[2:])
-    writer = LatentStoreWriter(out, len(images), shape, num_classes=images.num_classes,
-                               image_resolution=images.resolution, scale_factor=scale_factor, vae=vae_name,
-                               source=str(images.root), classes=images.classes)
+    writer = LatentStoreWriter(out, len(images), shape, **source_meta(images), scale_factor=scale_factor,
+                               vae=str(Path(vae_name).resolve()) if vae_name else "")
     while writer.done < len(images):
         rows = range(writer.done, min(writer.done + batch_size, len(images)))
         xs, ys = zip(*(images[i] for i in rows))
@@ -44,7 +55,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--fraction", type=float, default=1.0)
     p.add_argument("--subset-seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--scale-factor", type=float, default=0.18215)
+    p.add_argument("--scale-factor", type=float, default=0.18215,
+                   help="latent scale recorded in the header; training checks it against data.transform.scale")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--verbose", "-v", action="store_true")
     args = p.parse_args(argv)

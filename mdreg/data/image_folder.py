@@ -9,15 +9,17 @@
   preprocessing also uses. Pixels are returned in [-1, 1]. Horizontal flips are applied by
   the trainer (stage ``hflip``), from its generator, so they are reproducible.
 * ``fraction`` / ``subset_seed``: a deterministic subset (MaskDM Table 3 trains on 10% and
-  1% of the data): the first ``round(fraction * n)`` files of a permutation seeded by
-  ``subset_seed``, kept in sorted order.
+  1% of the data): the first ``round(fraction * n)`` files of a permutation of all ``n``
+  scanned files seeded by ``subset_seed``, kept in sorted order — so with one seed the 1%
+  subset lies inside the 10% one, and unreadable files are dropped after the draw.
 * ``labels=True``: class labels from the first sub-folder of each file (ImageNet's
-  ``n01440764/…``), classes numbered in sorted folder order.
+  ``n01440764/…``), classes numbered in sorted folder order over the full scan (a class
+  with no image in the subset keeps its index).
 * Unreadable or corrupt files are counted and skipped with a warning: the sample is
   replaced by the next readable file (deterministically), and once more than
-  ``max_corrupt`` files failed the run stops with their names. ``verify=True`` opens every
-  file up front instead, so the index only holds readable images (slow on large sets).
-  Counts are per process when ``train.num_workers`` > 0.
+  ``max_corrupt`` files failed the run stops with their names. ``verify=True`` decodes every
+  file of the subset up front instead, so the index only holds readable images (slow on
+  large sets). Counts are per process when ``train.num_workers`` > 0.
 """
 from __future__ import annotations
 
@@ -82,19 +84,21 @@ class ImageFolder(ImageDataset):
         if not files:
             raise UserError(f"data.dataset.root={root!r} holds no images ({', '.join(EXTENSIONS)})")
         self.max_corrupt, self.bad = int(max_corrupt), {}
-        if verify:
-            files = [f for f in files if self._readable(f)]
-        self.files = subset(files, fraction, subset_seed)
+        self.fraction, self.subset_seed = float(fraction), int(subset_seed)
         self.classes: list[str] = []
-        self.labels = [-1] * len(self.files)
-        if labels:
-            folders = [f.relative_to(self.root).parts for f in self.files]
+        if labels:  # from the full scan: a class the subset or verify leaves empty keeps its index
+            folders = [f.relative_to(self.root).parts for f in files]
             if any(len(parts) < 2 for parts in folders):
                 raise UserError(f"data.dataset.labels=true needs every image inside a class sub-folder of {root}")
             self.classes = sorted({parts[0] for parts in folders})
-            index = {name: i for i, name in enumerate(self.classes)}
-            self.labels = [index[parts[0]] for parts in folders]
         self.num_classes = len(self.classes)
+        # Subset of the full sorted scan, then drop unreadable files: a broken file changes the
+        # subset by itself only.
+        self.files = subset(files, fraction, subset_seed)
+        if verify:
+            self.files = [f for f in self.files if self._readable(f)]
+        index = {name: i for i, name in enumerate(self.classes)}
+        self.labels = [index[f.relative_to(self.root).parts[0]] if labels else -1 for f in self.files]
 
     def __len__(self) -> int:
         return len(self.files)
@@ -102,7 +106,9 @@ class ImageFolder(ImageDataset):
     def _readable(self, path: Path) -> bool:
         try:
             with Image.open(path) as image:
-                image.verify()
+                image.verify()  # structure only: does not decode JPEG data
+            with Image.open(path) as image:
+                image.load()  # decode: catches truncated files
             return True
         except Exception as exc:  # PIL raises many types for broken files
             self._record(path, exc)

@@ -34,28 +34,49 @@ FORMAT, VERSION = "mdreg-latents", 1
 
 
 class LatentStoreWriter:
-    """Fills a store in order; resumable (``progress.json`` counts the rows written)."""
+    """Fills a store in order; resumable (``progress.json`` counts the rows written and
+    records the settings, ``meta``, that a resumed run must repeat)."""
 
     def __init__(self, folder: str | Path, count: int, shape: tuple[int, int, int], **meta):
-        self.folder, self.count, self.shape, self.meta = Path(folder), int(count), tuple(shape), meta
+        self.folder, self.count, self.shape = Path(folder), int(count), tuple(shape)
+        self.meta = json.loads(json.dumps(meta))  # as progress.json will hold it (lists, not tuples)
         self.folder.mkdir(parents=True, exist_ok=True)
         moments, labels = self.folder / "moments.npy", self.folder / "labels.npy"
-        fresh = not (moments.is_file() and labels.is_file() and (self.folder / "progress.json").is_file())
-        if not fresh:
+        progress = self.folder / "progress.json"
+        resume = moments.is_file() and labels.is_file() and progress.is_file()
+        if resume:
+            self._check_resume(json.loads(progress.read_text()))
+        # A header left by an earlier, finished encoding would mark the store complete while
+        # rows are rewritten: drop it before anything else changes.
+        (self.folder / "header.json").unlink(missing_ok=True)
+        if resume:
             self.moments = np.load(moments, mmap_mode="r+")
             self.labels = np.load(labels, mmap_mode="r+")
-            fresh = self.moments.shape != (self.count, *self.shape) or self.labels.shape != (self.count,)
-        if fresh:
+            resume = self.moments.shape == (self.count, *self.shape) and self.labels.shape == (self.count,)
+        if resume:
+            self.done = int(json.loads(progress.read_text())["done"])
+        else:
             self.moments = np.lib.format.open_memmap(moments, mode="w+", dtype=np.float16,
                                                      shape=(self.count, *self.shape))
             self.labels = np.lib.format.open_memmap(labels, mode="w+", dtype=np.int64, shape=(self.count,))
             self.done = 0
             self._save_progress()
-        else:
-            self.done = int(json.loads((self.folder / "progress.json").read_text())["done"])
+
+    def _check_resume(self, progress: dict) -> None:
+        """Refuse to continue a partial store written with other settings (mixed encodings)."""
+        old = {**{k: progress[k] for k in ("count", "shape") if k in progress}, **progress.get("meta", {})}
+        new = {"count": self.count, "shape": list(self.shape), **self.meta}
+        differ = [f"{k}: {old.get(k, '(not recorded)')!r} then, {new.get(k, '(not recorded)')!r} now"
+                  for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if differ:
+            raise UserError(f"{self.folder} holds a partial latent store ({progress.get('done')} rows, see "
+                            f"{self.folder / 'progress.json'}) encoded with other settings — "
+                            f"{'; '.join(differ)}. Resuming would mix two encodings: rerun with the same "
+                            f"settings, or delete the folder or choose another --out")
 
     def _save_progress(self) -> None:
-        atomic_write_text(self.folder / "progress.json", json.dumps({"done": self.done, "count": self.count}))
+        atomic_write_text(self.folder / "progress.json", json.dumps(
+            {"done": self.done, "count": self.count, "shape": list(self.shape), "meta": self.meta}))
 
     def append(self, moments: torch.Tensor, labels: torch.Tensor) -> None:
         """Write the next rows (moments (B, 2C, h, w), labels (B,))."""
@@ -83,7 +104,11 @@ class LatentStoreWriter:
 def read_header(root: Path) -> dict:
     path = root / "header.json"
     if not path.is_file():
-        hint = " (encoding was interrupted: rerun tools/encode_latents.py)" if (root / "progress.json").is_file() else ""
+        hint = ""
+        if (root / "progress.json").is_file():
+            progress = json.loads((root / "progress.json").read_text())
+            hint = (f" (encoding was interrupted after {progress.get('done')}/{progress.get('count')} rows: rerun "
+                    f"tools/encode_latents.py with the same arguments and --out {root} to finish it)")
         raise UserError(f"data.dataset.root={str(root)!r} is not a complete latent store: no header.json{hint}")
     header = json.loads(path.read_text())
     if header.get("format") != FORMAT or header.get("version") != VERSION:
@@ -106,6 +131,8 @@ class LatentStore(ImageDataset):
                             f"{(self.header['count'], *self.header['shape'])}")
         self.channels, self.resolution = int(self.header["shape"][0]), int(self.header["shape"][1])
         self.num_classes = int(self.header.get("num_classes") or 0)
+        scale = self.header.get("scale_factor")  # checked by transform:latent (Latent.check_dataset)
+        self.scale_factor = None if scale is None else float(scale)
 
     def __len__(self) -> int:
         return int(self.header["count"])

@@ -24,7 +24,7 @@ def make_random_store(folder: str | Path, count: int, shape=(8, 32, 32), num_cla
     """A complete latent store of random moments and labels (benchmarks and tests)."""
     rng = np.random.default_rng(seed)
     writer = LatentStoreWriter(folder, count, tuple(shape), num_classes=num_classes, image_resolution=shape[1] * 8,
-                               scale_factor=0.18215, vae="random", source="random")
+                               scale_factor=0.18215, vae="random", source="random", seed=seed)
     while writer.done < count:
         n = min(chunk, count - writer.done)
         moments = torch.from_numpy(rng.standard_normal((n, *shape), dtype=np.float32))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from mdreg.errors import ConfigError
 from mdreg.registry import TRANSFORMS
 
 
@@ -34,7 +35,8 @@ class Latent:
     """Latent space of a VAE (MaskDiT sec. 4; Rombach et al. 2022): the dataset gives the
     encoder's moments (mean, logvar; 2C channels, see ``dataset:latents``), ``encode`` draws
     ``z = (mean + exp(logvar / 2) * eps) * scale`` with the trainer's generator (a fresh
-    sample every step, as MaskDiT does; scale 0.18215 for the SD VAE) and ``decode`` maps
+    sample every step, as MaskDiT does; scale 0.18215 for the SD VAE, and it must match the
+    store's ``scale_factor``: :meth:`check_dataset`) and ``decode`` maps
     latents to pixels through the VAE in ``vae`` (a local diffusers ``AutoencoderKL``
     folder). Without ``vae`` nothing can be decoded: ``can_decode`` is False and the trainer
     skips sample grids with a note. Flipping moments (stage ``hflip``) only approximates
@@ -64,6 +66,15 @@ class Latent:
         vae = self._vae.to(z.device)
         with torch.no_grad():
             return vae.decode(z.float() / self.scale).sample
+
+    def check_dataset(self, dataset) -> None:
+        """Raise ConfigError when the dataset's latent store was encoded for another scale."""
+        stored = getattr(dataset, "scale_factor", None)
+        if stored is not None and abs(float(stored) - self.scale) > 1e-6 * max(1.0, abs(self.scale)):
+            where = getattr(dataset, "root", "the dataset")
+            raise ConfigError(f"data.transform.scale={self.scale} but the latent store {where} records "
+                              f"scale_factor={stored} (header.json, from tools/encode_latents.py --scale-factor): "
+                              f"set data.transform.scale={stored}, or re-encode with --scale-factor {self.scale}")
 
     def output_shape(self, channels: int, resolution: int) -> tuple[int, int]:
         if channels != 2 * self.latent_channels:

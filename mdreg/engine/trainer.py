@@ -106,6 +106,9 @@ class Trainer:
         self.model = instantiate(cfg.model, key="model").to(self.device)
         self.dataset = self.stage.dataset or instantiate(cfg.data.dataset, key="data.dataset")
         self.transform = instantiate(cfg.data.transform, key="data.transform")
+        check_dataset = getattr(self.transform, "check_dataset", None)  # e.g. the latent scale vs its store's
+        if check_dataset is not None:
+            check_dataset(self.dataset)
         self._check_shapes()
         self._check_labels()
         self.ema = EMA(self.model, **self.stage.ema)

@@ -83,3 +83,53 @@ def test_errors_name_the_key(tmp_path):
     _write(tmp_path / "flat" / "a.png", (8, 8))
     with pytest.raises(UserError, match="labels=true needs every image inside a class sub-folder"):
         ImageFolder(str(tmp_path / "flat"), 8, labels=True)
+
+
+def _corrupt(path):
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+
+
+def test_class_indices_come_from_the_full_scan(tmp_path):
+    root = tmp_path / "imgs"
+    _write(root / "a" / "0.png", (8, 8))
+    for name in "bc":
+        for i in range(3):
+            _write(root / name / f"{i}.png", (8, 8))
+    _corrupt(root / "a" / "0.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        verified = ImageFolder(str(root), 8, labels=True, verify=True)
+    assert all(f.parent.name != "a" for f in verified.files)
+    small = ImageFolder(str(root), 8, labels=True, fraction=0.3, subset_seed=2)
+    assert all(f.parent.name != "a" for f in small.files)  # seed 2 leaves a/ out
+    for ds in (verified, small):
+        assert ds.classes == ["a", "b", "c"] and ds.num_classes == 3
+        assert ds.labels == ["abc".index(f.parent.name) for f in ds.files]
+
+
+def test_subset_is_stable_when_a_file_breaks_and_nested(folder):
+    half = ImageFolder(str(folder), 8, fraction=0.5, subset_seed=1, verify=True).files
+    quarter = ImageFolder(str(folder), 8, fraction=0.25, subset_seed=1).files
+    assert set(quarter) <= set(half)  # the smaller fraction lies inside the larger one
+    for victim in half:
+        saved = victim.read_bytes()
+        _corrupt(victim)
+        with pytest.warns(UserWarning, match="skipping unreadable image"):
+            after = ImageFolder(str(folder), 8, fraction=0.5, subset_seed=1, verify=True).files
+        victim.write_bytes(saved)
+        assert after == [f for f in half if f != victim]
+
+
+def test_verify_decodes_truncated_jpegs(tmp_path):
+    root = tmp_path / "imgs"
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for name in ("a.jpg", "b.jpg"):
+        root.mkdir(exist_ok=True)
+        Image.fromarray(noise).save(root / name, quality=95)
+    data = (root / "a.jpg").read_bytes()
+    (root / "a.jpg").write_bytes(data[: len(data) // 2])
+    with Image.open(root / "a.jpg") as image:
+        image.verify()  # PIL's verify alone lets it through
+    with pytest.warns(UserWarning, match="skipping unreadable image .*a.jpg"):
+        ds = ImageFolder(str(root), 8, verify=True)
+    assert [f.name for f in ds.files] == ["b.jpg"] and list(ds.bad) == [str(root / "a.jpg")]

@@ -10,7 +10,7 @@ import torch
 from mdreg.data.latents import LatentStore, LatentStoreWriter
 from mdreg.data.throughput import make_random_store, read_throughput
 from mdreg.data.transforms import Latent
-from mdreg.errors import UserError
+from mdreg.errors import ConfigError, UserError
 from tests.conftest import make_trainer, tiny_recipe
 
 
@@ -68,3 +68,56 @@ def test_latent_training_without_vae_skips_grids_with_a_note(tmp_path):
     notes = [e for e in events if e.get("event") == "note"]
     assert len(notes) == 1 and "cannot decode" in notes[0]["note"]
     assert not (trainer.dir / "samples").exists()
+
+
+def test_reencoding_a_finished_store_drops_its_header_until_finished(tmp_path):
+    make_random_store(tmp_path / "s", 4, shape=(8, 2, 2), num_classes=3)
+    writer = LatentStoreWriter(tmp_path / "s", 4, (8, 2, 2), num_classes=3, image_resolution=16,
+                               scale_factor=0.18215, vae="random", source="random", seed=0)
+    writer.append(torch.ones(2, 8, 2, 2), torch.tensor([1, 2]))  # interrupted: rows 2, 3 are zeros
+    with pytest.raises(UserError, match=r"not a complete latent store.*interrupted after 2/4 rows.*same arguments"):
+        LatentStore(str(tmp_path / "s"))
+
+
+def _partial(folder, **meta):
+    writer = LatentStoreWriter(folder, 4, (8, 2, 2), **meta)
+    writer.append(torch.ones(2, 8, 2, 2), torch.tensor([0, 1]))
+    return writer
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    _partial(tmp_path / "s", vae="/vaes/a", source="/imgs", subset_seed=0)
+    with pytest.raises(UserError, match=r"other settings.*subset_seed: 0 then, 1 now; vae: '/vaes/a' then, "
+                                        r"'/vaes/b' now.*delete the folder or choose another --out"):
+        LatentStoreWriter(tmp_path / "s", 4, (8, 2, 2), vae="/vaes/b", source="/imgs", subset_seed=1)
+    with pytest.raises(UserError, match=r"count: 4 then, 5 now"):
+        LatentStoreWriter(tmp_path / "s", 5, (8, 2, 2), vae="/vaes/a", source="/imgs", subset_seed=0)
+    assert LatentStoreWriter(tmp_path / "s", 4, (8, 2, 2), vae="/vaes/a", source="/imgs", subset_seed=0).done == 2
+
+
+def test_encoder_meta_identifies_the_images(tmp_path):
+    from PIL import Image
+
+    from mdreg.data.encode_latents import source_meta
+    from mdreg.data.image_folder import ImageFolder
+
+    for i in range(8):
+        (tmp_path / "imgs" / "abcd"[i % 4]).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (i, 0, 0)).save(tmp_path / "imgs" / "abcd"[i % 4] / f"{i}.png")
+    meta = source_meta(ImageFolder(str(tmp_path / "imgs"), 8, fraction=0.5, subset_seed=0))
+    _partial(tmp_path / "s", **meta)
+    for other, names in [(dict(fraction=0.5, subset_seed=1), "files_sha256.*subset_seed"),
+                         (dict(fraction=0.5, subset_seed=0, labels=True), "classes.*labels.*num_classes")]:
+        with pytest.raises(UserError, match=names):
+            LatentStoreWriter(tmp_path / "s", 4, (8, 2, 2), **source_meta(ImageFolder(str(tmp_path / "imgs"), 8,
+                                                                                      **other)))
+
+
+def test_latent_transform_checks_the_store_scale(tmp_path):
+    make_random_store(tmp_path / "store", 4, shape=(8, 2, 2), num_classes=3)
+    store = LatentStore(str(tmp_path / "store"))
+    assert store.scale_factor == pytest.approx(0.18215)
+    Latent().check_dataset(store)
+    with pytest.raises(ConfigError, match=r"data.transform.scale=0.5 .*scale_factor=0.18215.*"
+                                          r"set data.transform.scale=0.18215"):
+        Latent(scale=0.5).check_dataset(store)

@@ -87,12 +87,16 @@ def load(args) -> tuple[object, str, str]:
     return cfg, stage, label
 
 
-def data_throughput(cfg, batch: int, batches: int) -> dict:
+def data_throughput(cfg, batch: int, batches: int, device: torch.device) -> dict:
+    """The recipe's dataset read as the trainer reads it: ``train.num_workers`` workers, pinned
+    memory on CUDA."""
     from mdreg.config import instantiate
     from mdreg.data.throughput import read_throughput
 
     dataset = instantiate(cfg.data.dataset, key="data.dataset")
-    return {"dataset": type(dataset).__name__, **read_throughput(dataset, batch_size=batch, batches=batches)}
+    return {"dataset": type(dataset).__name__,
+            **read_throughput(dataset, batch_size=batch, batches=batches,
+                              num_workers=int(cfg.train.get("num_workers", 0)), pin_memory=device.type == "cuda")}
 
 
 def main(argv: list[str]) -> int:
@@ -117,8 +121,9 @@ def main(argv: list[str]) -> int:
     data = None
     if args.data_batches:
         data_cfg = cfg if args.recipe else prepare(copy.deepcopy(cfg), stage, args.batch, None, None, True, args.device)
-        data = data_throughput(data_cfg, results[0].batch, args.data_batches)
-        print(f"data loader ({data['dataset']}): {data['samples_per_s']:.0f} samples/s, {data['mb_per_s']:.0f} MB/s")
+        data = data_throughput(data_cfg, results[0].batch, args.data_batches, device)
+        print(f"data loader ({data['dataset']}, num_workers={data['num_workers']}): {data['samples_per_s']:.0f} samples/s, "
+              f"{data['mb_per_s']:.0f} MB/s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"info": info, "results": [as_dict(r) for r in results], "data": data},

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""FID: ``python tools/fid.py SAMPLES REFERENCE --inception-weights PATH``."""
+"""FID: ``python tools/fid.py SAMPLES REFERENCE --inception-weights PATH [--reference-resolution R]``."""
 import os
 import sys
 

@@ -17,6 +17,11 @@ real and non-negative; same value as ``sqrtm(S1 S2)``, without its complex round
 images or an ``.npz`` with ``arr_0`` uint8 NHWC; REFERENCE: the same, or a stats ``.npz``)
 prints the FID and, when SAMPLES came from ``tools/sample.py``, appends a record with the
 sampler, steps, eta, guidance, sample count and reference to the stage's metrics.jsonl.
+
+``--reference-resolution R`` gives every reference image the training data's preprocessing
+(``dataset:image_folder``'s centre crop + resize to R px), so a raw dataset folder (CelebA's
+178x218 faces) is compared with R px samples of the same distribution; without it the
+reference images must all have one size.
 """
 from __future__ import annotations
 
@@ -30,9 +35,6 @@ import numpy as np
 import torch
 
 from mdreg.errors import UserError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64."""
@@ -60,36 +62,79 @@ def build_inception(weights: str | Path, dims: int = 2048, device="cpu"):
                         f"nothing is downloaded at run time")
     if dims not in fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM:
         raise UserError(f"--dims {dims}: choose one of {sorted(fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM)}")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: state):
-        model = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[dims]],
-                                          use_fid_inception=True)
+    model = _fid_inception(fid_inception, weights, dims)
     return model.to(device).eval()
 
 
-def image_batches(source: Path, batch_size: int):
-    """uint8 (B, H, W, 3) batches from an image folder (sorted, recursive) or an ``.npz``."""
+def _fid_inception(fid_inception, weights: Path, dims: int):
+    """pytorch-fid's InceptionV3 built from ``weights``; a file that is not the FID network's
+    weights is a :class:`UserError`."""
+    wanted = ("FID needs pytorch-fid's FID Inception weights pt_inception-2015-12-05-6726825d.pth "
+              "(from pytorch-fid's GitHub releases) as --inception-weights")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for unreadable files
+        raise UserError(f"--inception-weights {weights}: not a readable PyTorch weights file. {wanted}") from None
+    if not isinstance(state, dict):
+        raise UserError(f"--inception-weights {weights} holds a {type(state).__name__}, not a state dict. {wanted}")
+    try:
+        with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: state):
+            return fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[dims]],
+                                             use_fid_inception=True)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # load_state_dict: missing/unexpected/shape
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 200 else detail[:200] + " ..."
+        raise UserError(f"--inception-weights {weights}: its tensors do not fit the FID InceptionV3 ({detail}). "
+                        f"{wanted}") from None
+
+
+def _check_size(image: np.ndarray, name: Path, first: tuple[Path, np.ndarray], source: Path) -> None:
+    """A :class:`UserError` naming ``name`` when its size differs from the first image's."""
+    if image.shape != first[1].shape:
+        raise UserError(f"{name} is {image.shape[1]}x{image.shape[0]} but {first[0]} is "
+                        f"{first[1].shape[1]}x{first[1].shape[0]}: the images of {source} differ in size. "
+                        f"Pass --reference-resolution R (the training resolution) to centre-crop and resize "
+                        f"the reference like the training data")
+
+
+def image_batches(source: Path, batch_size: int, resolution: int | None = None):
+    """uint8 (B, H, W, 3) batches from an image folder (sorted, recursive) or an ``.npz``;
+    with ``resolution``, each image gets the training data's centre crop + resize."""
+    from PIL import Image
+
+    from mdreg.data.image_folder import center_crop, scan
+
+    def prepare(image):
+        return np.asarray(center_crop(image, resolution), dtype=np.uint8) if resolution else np.asarray(image)
+
     if source.suffix == ".npz":
         with np.load(source) as data:
             if "arr_0" not in data:
                 raise UserError(f"{source} has no 'arr_0' image array (keys: {', '.join(data.files)})")
             images = data["arr_0"]
         for start in range(0, len(images), batch_size):
-            yield images[start:start + batch_size]
+            batch = images[start:start + batch_size]
+            yield np.stack([prepare(Image.fromarray(a)) for a in batch]) if resolution else batch
         return
-    from PIL import Image
-
-    files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = scan(source)
     if not files:
         raise UserError(f"{source} holds no images")
+    first = None
     for start in range(0, len(files), batch_size):
-        yield np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files[start:start + batch_size]])
+        images = []
+        for f in files[start:start + batch_size]:
+            with Image.open(f) as image:
+                images.append(prepare(image.convert("RGB")))
+            first = first or (f, images[0])
+            _check_size(images[-1], f, first, source)
+        yield np.stack(images)
 
 
 @torch.no_grad()
-def activations(model, source: Path, batch_size: int = 50, device="cpu") -> np.ndarray:
+def activations(model, source: Path, batch_size: int = 50, device="cpu", resolution: int | None = None) -> np.ndarray:
+    """Inception features (N, dims) of the images of ``source``."""
     feats = []
-    for batch in image_batches(source, batch_size):
+    for batch in image_batches(source, batch_size, resolution):
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div(255).to(device)
         pred = model(x)[0]
         if pred.shape[2:] != (1, 1):  # blocks before pool3 give maps: average them (as pytorch-fid does)
@@ -98,8 +143,10 @@ def activations(model, source: Path, batch_size: int = 50, device="cpu") -> np.n
     return np.concatenate(feats)
 
 
-def statistics(model, source: Path, batch_size: int = 50, device="cpu") -> tuple[np.ndarray, np.ndarray, int]:
-    """(mu, sigma, count) of ``source``; a ``.npz`` with ``mu``/``sigma`` is read as is."""
+def statistics(model, source: Path, batch_size: int = 50, device="cpu",
+               resolution: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mu, sigma, count) of ``source``; a ``.npz`` with ``mu``/``sigma`` is read as is
+    (``resolution`` only applies to images)."""
     source = Path(source)
     if not source.exists():
         raise UserError(f"{source} does not exist")
@@ -107,21 +154,25 @@ def statistics(model, source: Path, batch_size: int = 50, device="cpu") -> tuple
         with np.load(source) as data:
             if "mu" in data and "sigma" in data:
                 return data["mu"], data["sigma"], int(data["count"]) if "count" in data else -1
-    act = activations(model, source, batch_size, device)
+    act = activations(model, source, batch_size, device, resolution)
     if len(act) < 2:
         raise UserError(f"{source}: FID needs at least 2 images, found {len(act)}")
     return act.mean(0), np.cov(act, rowvar=False), len(act)
 
 
 def compute_fid(samples, reference, weights, dims: int = 2048, batch_size: int = 50, device="cpu",
-                save_reference_stats: str | Path | None = None) -> dict:
-    """FID between ``samples`` and ``reference`` (see :func:`statistics` for the accepted forms)."""
+                save_reference_stats: str | Path | None = None, reference_resolution: int | None = None) -> dict:
+    """FID between ``samples`` and ``reference`` (see :func:`statistics` for the accepted forms);
+    ``reference_resolution`` preprocesses reference images like the training data."""
+    if reference_resolution is not None and reference_resolution < 1:
+        raise UserError(f"--reference-resolution {reference_resolution}: must be a positive pixel size")
     model = build_inception(weights, dims, device)
     mu1, s1, n1 = statistics(model, samples, batch_size, device)
-    mu2, s2, n2 = statistics(model, reference, batch_size, device)
+    mu2, s2, n2 = statistics(model, reference, batch_size, device, reference_resolution)
     if save_reference_stats:
         np.savez(save_reference_stats, mu=mu2, sigma=s2, count=n2)
-    return {"fid": frechet_distance(mu1, s1, mu2, s2), "num_samples": n1, "num_reference": n2, "dims": dims}
+    return {"fid": frechet_distance(mu1, s1, mu2, s2), "num_samples": n1, "num_reference": n2, "dims": dims,
+            "reference_resolution": reference_resolution}
 
 
 def record(result: dict, samples: Path, reference: Path, weights: Path, metrics: Path | None) -> dict:
@@ -152,12 +203,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--metrics", default=None, help="also append the record to this jsonl file")
+    p.add_argument("--reference-resolution", type=int, default=None, metavar="R",
+                   help="centre-crop and resize reference images to R px as the training data (dataset:image_folder)")
     p.add_argument("--save-reference-stats", default=None, metavar="NPZ", help="write the reference's mu/sigma")
     p.add_argument("--verbose", "-v", action="store_true")
     args = p.parse_args(argv)
     samples, reference, weights = Path(args.samples), Path(args.reference), Path(args.inception_weights)
     result = compute_fid(samples, reference, weights, args.dims, args.batch_size, args.device,
-                         args.save_reference_stats)
+                         args.save_reference_stats, args.reference_resolution)
     entry = record(result, samples, reference, weights, Path(args.metrics) if args.metrics else None)
     shown = ", ".join(f"{k} {entry[k]}" for k in ("sampler", "steps", "eta", "guidance_scale") if entry.get(k) is not None)
     print(f"FID {entry['fid']:.4f} ({entry['num_samples']} samples vs {entry['num_reference']} reference"

@@ -11,13 +11,18 @@ Output (default ``RUN_DIR/STAGE/eval/<sampler>-step<N>-seed<S>/``): ``images/000
 ...``, ``samples.npz`` (``arr_0`` uint8 NHWC and, for conditional models, ``arr_1`` labels:
 the ADM/EDM layout that tools/fid.py reads) and ``sampling.json`` recording the sampler,
 its settings, guidance, checkpoint, step, seed and count. Batch ``b`` is seeded by
-``(seed, b)`` alone, so an interrupted run continues by skipping the batches whose PNGs
-exist, and finishes with the same images; a folder sampled with other settings is refused.
+``(seed, b)`` alone and its noise and labels are drawn on the CPU (``noise_rng: cpu`` in
+sampling.json), so an interrupted run continues, on any device, by skipping the batches
+whose PNGs exist, and finishes with the same images; a folder sampled with other settings
+(or before noise was drawn on the CPU) is refused. ``samples.npz`` is streamed from the PNGs
+one image at a time, and left as is when it already holds all N images and is newer than
+every PNG.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +95,7 @@ def sample_run(run_dir: str | Path, stage: str | None = None, num: int = 50_000,
     settings = {"run_dir": str(run_dir), "stage": stage, "checkpoint": str(ckpt), "step": int(state["step"]),
                 "sampler": repr(sampler_obj), "sampler_config": OmegaConf.to_container(node),
                 "steps": node.get("steps", node.get("num_steps")), "eta": node.get("eta"), "guidance_scale": guidance,
-                "num": num, "batch_size": batch_size, "seed": seed,
+                "num": num, "batch_size": batch_size, "seed": seed, "noise_rng": "cpu",
                 "metrics": str(run_dir / stage / "metrics.jsonl")}
     check_settings(out, settings)
     images = out / "images"
@@ -126,15 +131,62 @@ def check_settings(out: Path, settings: dict) -> None:
         path.write_text(json.dumps(settings, indent=1) + "\n")
 
 
+def npz_count(path: Path, keys: tuple[str, ...]) -> int | None:
+    """The length of ``arr_0`` in the ``.npz`` at ``path`` (read from the headers only), or
+    None when the file is missing, unreadable or lacks one of ``keys``."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if any(f"{k}.npy" not in zf.namelist() for k in keys):
+                return None
+            with zf.open("arr_0.npy") as fh:
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                return int(read(fh)[0][0])
+    except (OSError, ValueError, IndexError, zipfile.BadZipFile):
+        return None
+
+
+def stream_images(fh, pngs: list[Path]) -> None:
+    """Write ``pngs`` to ``fh`` as one uint8 (N, H, W, 3) ``.npy``, decoding one at a time."""
+    shape = None
+    for path in pngs:
+        with Image.open(path) as image:
+            array = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        if shape is None:
+            shape = array.shape
+            header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False,
+                      "shape": (len(pngs), *shape)}
+            np.lib.format.write_array_header_1_0(fh, header)
+        elif array.shape != shape:
+            raise UserError(f"{path} is {array.shape[1]}x{array.shape[0]}, not {shape[1]}x{shape[0]} like "
+                            f"{pngs[0]}: delete it and rerun tools/sample.py to regenerate it")
+        fh.write(array.tobytes())
+
+
 def write_npz(out: Path, num: int, batch_size: int, classes: int, seed: int) -> Path:
-    arrays = {"arr_0": np.stack([np.asarray(Image.open(out / "images" / f"{i:06d}.png")) for i in range(num)])}
-    if classes:
-        arrays["arr_1"] = torch.cat([labels_for(b, min(batch_size, num - s), classes, seed)
-                                     for b, s in enumerate(range(0, num, batch_size))]).numpy()
+    """``samples.npz`` (``arr_0`` uint8 NHWC, ``arr_1`` labels) from the PNGs, one image in
+    memory at a time; kept as is when it holds ``num`` images and is newer than every PNG."""
+    target = out / "samples.npz"
+    pngs = [out / "images" / f"{i:06d}.png" for i in range(num)]
+    keys = ("arr_0", "arr_1") if classes else ("arr_0",)
+    if target.is_file() and npz_count(target, keys) == num and \
+            target.stat().st_mtime_ns >= max(p.stat().st_mtime_ns for p in pngs):
+        return target
     tmp = out / ".samples.tmp.npz"
-    np.savez(tmp, **arrays)
-    tmp.replace(out / "samples.npz")
-    return out / "samples.npz"
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with zf.open("arr_0.npy", "w", force_zip64=True) as fh:
+                stream_images(fh, pngs)
+            if classes:
+                labels = torch.cat([labels_for(b, min(batch_size, num - s), classes, seed)
+                                    for b, s in enumerate(range(0, num, batch_size))]).numpy()
+                with zf.open("arr_1.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, labels)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(target)
+    return target
 
 
 def main(argv: list[str]) -> int:

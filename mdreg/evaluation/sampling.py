@@ -12,8 +12,11 @@ from mdreg.evaluation.grid import save_grid
 def generate(net, objective, sampler, transform, num: int, shape: tuple[int, int, int], seed: int = 0,
              device: torch.device | str = "cpu", labels: torch.Tensor | None = None, guidance_scale: float = 1.0,
              batch_size: int = 64) -> torch.Tensor:
-    """``num`` samples decoded to pixels in [-1, 1], (num, 3, H, W), batched and seeded."""
-    generator = torch.Generator(device).manual_seed(seed)
+    """``num`` samples decoded to pixels in [-1, 1], (num, 3, H, W), batched and seeded.
+
+    The noise comes from a CPU generator (moved to ``device`` by the samplers' mdreg.rng
+    draws), so a seed gives the same noise on every device."""
+    generator = torch.Generator().manual_seed(seed)
     was_training = net.training
     net.eval()
     out = []

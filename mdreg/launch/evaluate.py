@@ -6,10 +6,13 @@ recipes/common/evaluation.py). This turns it into the two commands that measure 
 sampling and FID tools, per run of the plan (sweep elements included):
 
     python tools/sample.py RUN --stage STAGE --sampler NAME ARG=VALUE... --num N [--guidance W] --out RUN/STAGE/eval/fidN
-    python tools/fid.py RUN/STAGE/eval/fidN/samples.npz REFERENCE --inception-weights $INCEPTION_WEIGHTS
+    python tools/fid.py RUN/STAGE/eval/fidN/samples.npz REFERENCE --inception-weights $INCEPTION_WEIGHTS \
+        [--reference-resolution R]
 
 The reference is resolved (``${paths.celeba}`` -> ``/data/celeba``); the Inception weights
-file is the user's (``$INCEPTION_WEIGHTS``). Toy recipes (``metric: toy``) are measured by
+file is the user's (``$INCEPTION_WEIGHTS``). An image-folder reference (not an ``.npz``) gets
+``--reference-resolution`` = the evaluated stage's training resolution, so it is centre-cropped
+and resized like the training data. Toy recipes (``metric: toy``) are measured by
 tools/toy_report.py instead.
 """
 from __future__ import annotations
@@ -25,6 +28,18 @@ from mdreg.launch.plan import RunPlan
 
 def _value(value) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def training_resolution(plan: RunPlan, stage: str) -> int:
+    """The image resolution ``stage`` trains at (its own ``dataset`` or ``data.dataset``)."""
+    for key in (f"stages.{stage}.dataset", "data.dataset"):
+        node = OmegaConf.select(plan.cfg, key)
+        if node is not None:
+            if node.get("resolution") is None:
+                raise UserError(f"{key} of run {plan.run_name} has no resolution: set {key}.resolution, or give "
+                                f"evaluation.reference as a statistics .npz")
+            return int(node.resolution)
+    raise UserError(f"run {plan.run_name} has no data.dataset: give evaluation.reference as a statistics .npz")
 
 
 def eval_commands(plan: RunPlan) -> list[str]:
@@ -48,6 +63,8 @@ def eval_commands(plan: RunPlan) -> list[str]:
         sample += ["--guidance", str(ev["guidance_scale"])]
     fid = ["python", "tools/fid.py", str(out / "samples.npz"), str(ev["reference"]),
            "--inception-weights", "$INCEPTION_WEIGHTS"]
+    if not str(ev["reference"]).endswith(".npz"):  # an image folder: preprocess it like the training data
+        fid += ["--reference-resolution", str(training_resolution(plan, stage))]
     return [" ".join(shlex.quote(a) if a != "$INCEPTION_WEIGHTS" else a for a in sample),
             " ".join(shlex.quote(a) if a != "$INCEPTION_WEIGHTS" else a for a in fid)]
 

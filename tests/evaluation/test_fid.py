@@ -102,3 +102,57 @@ def test_fid_cli_records_the_settings(tmp_path, random_inception, capsys):
     assert run_cli(main, [str(tmp_path / "s"), str(tmp_path / "ref"), "--inception-weights",
                           str(tmp_path / "missing.pth")]) == 2
     assert "nothing is downloaded" in capsys.readouterr().err
+
+
+def _noise_images(path, sizes, seed=0):
+    """Random RGB PNGs of the given (width, height) sizes, named 000.png, 001.png, ..."""
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i, (w, h) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path / f"{i:03d}.png")
+    return path
+
+
+def test_reference_resolution_preprocesses_like_the_training_data(tmp_path, random_inception):
+    from mdreg.data.image_folder import ImageFolder
+    from mdreg.evaluation.fid import build_inception, statistics
+
+    raw = _noise_images(tmp_path / "raw", [(40, 30)] * 5)
+    train = ImageFolder(str(raw), resolution=16)  # what training sees, written out as PNGs
+    (tmp_path / "cropped").mkdir()
+    for i in range(len(train)):
+        array = ((train[i][0] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(array).save(tmp_path / "cropped" / f"{i:03d}.png")
+    model = build_inception(random_inception, dims=64)
+    mu, sigma, n = statistics(model, raw, resolution=16)
+    mu_ref, sigma_ref, _ = statistics(model, tmp_path / "cropped")
+    assert n == 5 and np.allclose(mu, mu_ref, atol=1e-10) and np.allclose(sigma, sigma_ref, atol=1e-10)
+    assert not np.allclose(statistics(model, raw)[0], mu_ref, atol=1e-4)  # as stored: another distribution
+
+
+def test_mixed_size_reference_needs_a_resolution(tmp_path, random_inception, capsys):
+    raw = _noise_images(tmp_path / "mixed", [(32, 32), (32, 32), (40, 30)])
+    _noise_images(tmp_path / "s" / "images", [(16, 16)] * 3, seed=1)
+    with pytest.raises(UserError, match=r"002\.png is 40x30 but .*000\.png is 32x32.*--reference-resolution"):
+        compute_fid(tmp_path / "s" / "images", raw, random_inception, dims=64)
+    metrics = tmp_path / "metrics.jsonl"
+    args = [str(tmp_path / "s" / "images"), str(raw), "--inception-weights", str(random_inception), "--dims", "64",
+            "--metrics", str(metrics)]
+    assert run_cli(main, args) == 2 and "--reference-resolution" in capsys.readouterr().err
+    assert run_cli(main, args + ["--reference-resolution", "16"]) == 0
+    entry = json.loads(metrics.read_text().splitlines()[-1])
+    assert entry["reference_resolution"] == 16 and entry["num_reference"] == 3
+
+
+@pytest.mark.parametrize("content", ["garbage", "wrong_keys"])
+def test_bad_inception_weights_file(tmp_path, content, capsys):
+    path = tmp_path / "weights.pth"
+    if content == "garbage":
+        path.write_bytes(b"this is not a checkpoint")
+    else:
+        torch.save({"fc.weight": torch.zeros(3, 3)}, path)
+    with pytest.raises(UserError, match=r"weights\.pth.*pt_inception-2015-12-05-6726825d\.pth") as info:
+        compute_fid(tmp_path, tmp_path, path, dims=64)
+    assert "weights_only" not in str(info.value)
+    assert run_cli(main, [str(tmp_path), str(tmp_path), "--inception-weights", str(path)]) == 2
+    assert "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().err

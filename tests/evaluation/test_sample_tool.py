@@ -1,15 +1,20 @@
-"""tools/sample.py on a tiny trained run: files, resume, overrides, and the FID record."""
+"""tools/sample.py on a tiny trained run: files, resume, overrides, device-independent noise,
+the samples.npz it streams, and the FID record."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from mdreg.cli import run_cli
+from mdreg.data.transforms import Identity
 from mdreg.errors import ConfigError, UserError
 from mdreg.evaluation import fid
-from mdreg.evaluation.sample_dir import main, sample_run
+from mdreg.evaluation.sample_dir import labels_for, main, sample_run, write_npz
+from mdreg.evaluation.sampling import generate
 from tests.conftest import make_trainer
 from tests.evaluation.test_fid import _folder, random_inception  # noqa: F401  (fixture)
 
@@ -61,3 +66,71 @@ def test_cli_then_fid_records_the_sampler(run_dir, tmp_path, random_inception): 
     assert entry["event"] == "fid" and entry["steps"] == 2 and entry["eta"] == 1.0
     assert entry["guidance_scale"] == 1.0 and entry["num_samples"] == 5 and "DDIM" in entry["sampler"]
     assert run_cli(main, [str(run_dir / "nope")]) == 2
+
+
+def test_finished_folder_keeps_its_npz(run_dir, tmp_path):
+    out = sample_run(run_dir, num=5, out=tmp_path / "s", batch_size=2, seed=1)
+    npz = out / "samples.npz"
+    stamp = npz.stat().st_mtime_ns
+    with np.load(npz) as data:
+        first = data["arr_0"].copy()
+    assert sample_run(run_dir, num=5, out=tmp_path / "s", batch_size=2, seed=1) == out
+    assert npz.stat().st_mtime_ns == stamp  # nothing new was sampled: not rewritten
+    with np.load(npz) as data:
+        assert np.array_equal(data["arr_0"], first)
+
+
+def test_npz_streamed_from_pngs_with_labels(tmp_path):
+    (tmp_path / "images").mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 6, 4, 3), dtype=np.uint8)
+    for i, array in enumerate(pixels):
+        Image.fromarray(array).save(tmp_path / "images" / f"{i:06d}.png")
+    write_npz(tmp_path, num=5, batch_size=2, classes=3, seed=7)
+    with np.load(tmp_path / "samples.npz") as data:
+        assert np.array_equal(data["arr_0"], pixels)
+        assert data["arr_1"].tolist() == [int(v) for b, n in enumerate((2, 2, 1)) for v in labels_for(b, n, 3, 7)]
+    Image.fromarray(pixels[0, :4]).save(tmp_path / "images" / "000003.png")  # a stray file of another size
+    with pytest.raises(UserError, match=r"000003\.png is 4x4, not 4x6"):
+        write_npz(tmp_path, num=5, batch_size=2, classes=3, seed=7)
+    assert not (tmp_path / ".samples.tmp.npz").exists()
+
+
+class _RecordingSampler:
+    """A stand-in sampler that records the generator and device it is given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def sample(self, fn, shape, generator=None, device="cpu"):
+        self.calls.append((generator.device, device))
+        return torch.zeros(shape)
+
+
+def test_noise_is_drawn_on_the_cpu_whatever_the_device():
+    """CPU and CUDA generators give different streams: the sampling noise must come from a CPU
+    generator (moved to the device by mdreg.rng) so a resumed run gives the same images anywhere."""
+    class Objective:
+        def model_fn(self, net, y=None, guidance_scale=1.0):
+            return net
+
+    sampler = _RecordingSampler()
+    generate(torch.nn.Identity(), Objective(), sampler, Identity(), 3, (3, 4, 4), seed=5, device="meta")
+    assert sampler.calls == [(torch.device("cpu"), "meta")]
+
+
+def test_folder_sampled_before_cpu_noise_is_refused(run_dir, tmp_path):
+    out = sample_run(run_dir, num=2, out=tmp_path / "s", batch_size=2)
+    info = json.loads((out / "sampling.json").read_text())
+    assert info["noise_rng"] == "cpu"
+    del info["noise_rng"]  # a folder from the device-generator version: its images depend on the device
+    (out / "sampling.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match="other settings \\(noise_rng\\)"):
+        sample_run(run_dir, num=2, out=tmp_path / "s", batch_size=2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cpu_and_cuda_runs_sample_the_same_images(run_dir, tmp_path):
+    cpu = sample_run(run_dir, num=4, out=tmp_path / "cpu", batch_size=2, device="cpu")
+    cuda = sample_run(run_dir, num=4, out=tmp_path / "cuda", batch_size=2, device="cuda")
+    with np.load(cpu / "samples.npz") as a, np.load(cuda / "samples.npz") as b:
+        assert np.abs(a["arr_0"].astype(int) - b["arr_0"].astype(int)).max() <= 2  # same noise; float round-off

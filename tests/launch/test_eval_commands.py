@@ -20,7 +20,19 @@ def test_every_cell_of_a_grid_and_the_second_stage_by_override(capsys):
     out = capsys.readouterr().out
     for run in ("celebahq", "vggface2", "scratch"):
         assert f"runs/maskdm_transfer_table3/{run} --stage tune_1pct --sampler ddim steps=250 eta=1.0 --num 10000" in out
-    assert "/data/celebahq --inception-weights" in out  # the complete CelebA-HQ, not the 1% subset
+    assert "/data/celebahq --inception-weights $INCEPTION_WEIGHTS --reference-resolution 256" in out  # all of it
     assert "--guidance" not in out
     assert main([str(R / "toy_rose.py"), "--eval-commands"]) == 0
     assert "tools/toy_report.py" in capsys.readouterr().out
+
+
+def test_image_folder_reference_gets_the_training_resolution(capsys):
+    assert main([str(R / "maskdm_celeba64_table1.py"), "--eval-commands"]) == 0
+    fid = [line for line in capsys.readouterr().out.splitlines() if line.startswith("python tools/fid.py")]
+    assert fid and all(line.endswith("/data/celeba --inception-weights $INCEPTION_WEIGHTS --reference-resolution 64")
+                       for line in fid)
+    # a stage with its own dataset: that dataset's resolution, not data.dataset's
+    assert main([str(R / "maskdm_transfer_table3.py"), "--eval-commands", "evaluation.stage=tune_1pct",
+                 "stages.tune_1pct.dataset.resolution=128", "data.dataset.resolution=32"]) == 0
+    fid = [line for line in capsys.readouterr().out.splitlines() if line.startswith("python tools/fid.py")]
+    assert len(fid) == 3 and all(line.endswith("--reference-resolution 128") for line in fid)

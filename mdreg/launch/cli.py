@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def show_status(paths: list[str], wait: bool) -> int:
-    """Print the status of the jobs at ``paths``; 0 if all completed, 1 if any failed, 3 if any still run."""
+    """Print the status of the jobs at ``paths``; 0 if all completed, 3 if any is still queued or
+    running, else 1 (a job failed, was cancelled, or is unknown to Slurm)."""
     from pathlib import Path
 
     from mdreg.launch import status
@@ -76,7 +77,7 @@ def show_status(paths: list[str], wait: bool) -> int:
         states += found
     if all(s.state == "COMPLETED" for s in states):
         return 0
-    return 1 if all(s.ended for s in states) else 3
+    return 1 if all(s.ended or s.state == "UNKNOWN" for s in states) else 3
 
 
 def main(argv: list[str]) -> int:
@@ -98,7 +99,7 @@ def main(argv: list[str]) -> int:
         if unknown:
             raise UserError(f"--stages {' '.join(unknown)}: the recipe's stages are {', '.join(known)}")
     cluster = args.cluster or cluster_of(plans[0].cfg)
-    slurm_resources(plans[0].cfg)  # a typo in launch.slurm is reported even for a local run
+    slurm_resources(plans[0].cfg, flag_values(args))  # a typo in launch.slurm is reported even for a local run
     if args.estimate:
         from mdreg.launch.estimate import Device, cost_table, estimate_plans
 
@@ -129,7 +130,7 @@ def main(argv: list[str]) -> int:
 
 def submit_slurm(args: argparse.Namespace, plans) -> int:
     from mdreg.launch.report import describe_plans
-    from mdreg.launch.slurm import SlurmExecutor, submission_summary
+    from mdreg.launch.slurm import SlurmExecutor, scheduled, submission_summary
 
     executor = SlurmExecutor(flag_values(args), single_job=args.single_job)
     if args.dry_run:
@@ -142,7 +143,7 @@ def submit_slurm(args: argparse.Namespace, plans) -> int:
     print(submission_summary(groups, plans))
     if not args.wait:
         return 0
-    return show_status([str(p.run_dir) for p in plans], wait=True)
+    return show_status([str(p.run_dir) for p in scheduled(plans, groups)], wait=True)
 
 
 def show_diff(args) -> int:

@@ -116,6 +116,7 @@ class SlurmExecutor:
         """Check, prepare the run directories, submit the chain; returns the submitted groups."""
         require_slurm_client()
         res, groups, folder = self.resources(plans), self.groups(plans, stages), logs_folder(plans)
+        plans = scheduled(plans, groups)
         with outside_job_env():
             check_cluster(res)
             refuse_active_runs(plans)
@@ -130,6 +131,9 @@ class SlurmExecutor:
                               g.dependency()) for g in groups if g.position(plan) is not None]
             append_submission(plan.run_dir, jobs, res.as_dict())
         return groups
+
+
+STATUS_LISTED = 6  # up to this many runs, the --status hint names each run directory
 
 
 def submit_groups(groups: list[JobGroup], res: SlurmResources, folder: Path) -> None:
@@ -167,16 +171,26 @@ def refuse_active_runs(plans: list[RunPlan]) -> None:
                             f"(scancel) before submitting again")
 
 
+def scheduled(plans: list[RunPlan], groups: list[JobGroup]) -> list[RunPlan]:
+    """The plans that get a job. A sweep element with none of the ``--stages`` asked for gets
+    none: its run directory (and its record of earlier jobs) is left alone."""
+    return [plan for plan in plans if any(g.position(plan) is not None for g in groups)]
+
+
 def submission_summary(groups: list[JobGroup], plans: list[RunPlan]) -> str:
     """What the user reads after submitting: ids, run dirs, how to follow them."""
+    plans = scheduled(plans, groups)
     lines = [describe_graph(groups), "# run directories"]
     for plan in plans:
         ids = ", ".join(f"{g.label} {g.job_id_for(plan)}" for g in groups if g.position(plan) is not None)
         lines.append(f"  {plan.run_dir}  ({ids})")
-    target = plans[0].run_dir if len(plans) == 1 else plans[0].run_dir.parent
     first = JobPaths(logs_folder(plans), job_id=groups[0].job_ids[0])
+    if len(plans) <= STATUS_LISTED:
+        follow = " ".join(str(plan.run_dir) for plan in plans)
+    else:  # a large sweep: its recipe folder (which also lists earlier runs made from the recipe)
+        follow = f"{plans[0].run_dir.parent}   # every run of the recipe in this output root"
     lines += ["# follow them",
-              f"  python tools/launch.py --status {target}",
+              f"  python tools/launch.py --status {follow}",
               f"  logs: {logs_folder(plans)}/<job id>_<task>_log.out|err (linked from RUN_DIR/slurm/), "
               f"e.g. tail -f {first.stdout}",
               f"  cancel: scancel {' '.join(g.base_id for g in groups)}"]

@@ -38,12 +38,19 @@ class JobState:
         return self.state in ENDED
 
 
+# squeue asked for ONE job id the controller has forgotten (MinJobAge after it ended) fails with
+# this, where several ids just list the known ones: for us it means "not queued"
+_FORGOTTEN = "Invalid job id specified"
+
+
 def _run(cmd: list[str]) -> str:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UserError(f"{cmd[0]} failed ({exc}); is this a Slurm login node?") from None
     if out.returncode != 0:
+        if cmd[0] == "squeue" and _FORGOTTEN in out.stderr:
+            return ""
         raise UserError(f"{' '.join(cmd[:3])} ... failed: {out.stderr.strip()}")
     return out.stdout
 

@@ -28,3 +28,15 @@ def test_families_siblings_and_element_wise_dependencies(tmp_path):
     assert [g.stages for g in chain(plans, single_job=True)] == [["pretrain", "finetune", "tune_b"], ["finetune"]]
     only_tuning = chain(plans, stages=["finetune"])
     assert all(g.after is None for g in only_tuning)  # the parent is not part of this submission
+
+
+def test_elements_without_the_requested_stages_get_no_job(tmp_path):
+    """--stages pretrain on a sweep whose scratch cell has no pre-training: that run is left
+    alone (no empty submission record hiding its earlier jobs)."""
+    from mdreg.launch.slurm import scheduled
+
+    recipe = write_two_stage_recipe(tmp_path, steps=2, ckpt_every=0)
+    recipe.write_text(recipe.read_text() + SIBLINGS.format(steps=2))
+    plans = build_plans(recipe, [])
+    assert [p.run_name for p in scheduled(plans, chain(plans, stages=["pretrain"]))] == ["two_a", "two_b"]
+    assert [p.run_name for p in scheduled(plans, chain(plans))] == ["two_a", "two_b", "scratch"]

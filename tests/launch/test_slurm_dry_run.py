@@ -89,3 +89,10 @@ def test_the_global_batch_must_split_over_the_tasks(tmp_path, launch):
                        "--cluster", "slurm", "--gpus-per-node", "8", "--nodes", "2", "--dry-run")
     assert code == 2 and "does not split over 16 tasks (2 node(s) x 8 per node, one per GPU) x " \
                          "stages.pretrain.grad_accum 8" in out
+
+
+def test_flags_fix_what_the_recipe_gets_wrong(tmp_path, launch):
+    """A recipe value that a flag replaces is not held against the command (the flag wins)."""
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "launch.slurm.timeout_min=1",
+                       "--cluster", "slurm", "--time", "60", "--dry-run")
+    assert code == 0 and "#SBATCH --time=60" in out

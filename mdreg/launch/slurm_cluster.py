@@ -87,30 +87,42 @@ def partitions_from_sinfo(rows: list[list[str]]) -> tuple[dict[str, dict], str |
 
 
 def check_resources(res: SlurmResources, partitions: dict[str, dict], default: str | None) -> str:
-    """Raise a UserError if ``res`` cannot run in the cluster; return the partition's name."""
+    """Raise a UserError if ``res`` cannot run in the cluster; return the partition's name.
+    A list (``a100,h100``: Slurm starts the job in whichever can run it first) needs every name
+    to exist and one of them to fit."""
     if not partitions:
         raise UserError("sinfo lists no partitions: the cluster has no usable nodes")
     name = res.partition or default
     if name is None:
         raise UserError(f"the cluster has no default partition; choose one with --partition "
                         f"(or launch.slurm.partition): {', '.join(sorted(partitions))}")
-    if name not in partitions:
-        raise UserError(f"launch.slurm.partition={name!r}: no such partition{did_you_mean(name, partitions)}; "
-                        f"sinfo lists {', '.join(sorted(partitions))} (set --partition or launch.slurm.partition)")
-    part = partitions[name]
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    for one in names:
+        if one not in partitions:
+            raise UserError(f"launch.slurm.partition={name!r}: no such partition {one!r}"
+                            f"{did_you_mean(one, partitions)}; sinfo lists {', '.join(sorted(partitions))} "
+                            f"(set --partition or launch.slurm.partition)")
+    problems = [_misfit(res, one, partitions[one]) for one in names]
+    if all(problems):
+        raise UserError(problems[0] if len(names) == 1 else
+                        f"no partition of {name!r} can run this job: " + "; ".join(problems))
+    return name
+
+
+def _misfit(res: SlurmResources, name: str, part: dict) -> str | None:
+    """Why ``res`` does not fit partition ``name`` (None if it does)."""
     gres = ", ".join(sorted(part["gres"]))
     if res.nodes > part["nodes"]:
-        raise UserError(f"launch.slurm.nodes={res.nodes} but partition {name!r} has {part['nodes']} node(s); "
-                        f"use --nodes {part['nodes']} or fewer")
+        return (f"launch.slurm.nodes={res.nodes} but partition {name!r} has {part['nodes']} node(s); "
+                f"use --nodes {part['nodes']} or fewer")
     if res.gpus_per_node and part["gpus"] == 0:
-        raise UserError(f"launch.slurm.gpus_per_node={res.gpus_per_node} but partition {name!r} has no GPUs "
-                        f"(sinfo GRES: {gres}); use --gpus-per-node 0 to run on CPUs, or a GPU partition "
-                        f"with --partition")
+        return (f"launch.slurm.gpus_per_node={res.gpus_per_node} but partition {name!r} has no GPUs "
+                f"(sinfo GRES: {gres}); use --gpus-per-node 0 to run on CPUs, or a GPU partition with --partition")
     if res.gpus_per_node > part["gpus"]:
-        raise UserError(f"launch.slurm.gpus_per_node={res.gpus_per_node} but the nodes of partition {name!r} have "
-                        f"at most {part['gpus']} GPU(s) (sinfo GRES: {gres}); use --gpus-per-node {part['gpus']} "
-                        f"and more --nodes")
-    return name
+        return (f"launch.slurm.gpus_per_node={res.gpus_per_node} but the nodes of partition {name!r} have "
+                f"at most {part['gpus']} GPU(s) (sinfo GRES: {gres}); use --gpus-per-node {part['gpus']} "
+                f"and more --nodes")
+    return None
 
 
 def check_cluster(res: SlurmResources) -> str:

@@ -48,6 +48,15 @@ _SPEC: dict[str, tuple[tuple[type, ...], bool, Any, str]] = {
 }
 # sbatch options mdreg sets itself: overriding them would break logs, arrays or chains.
 MANAGED = ("output", "error", "array", "dependency", "job-name", "open-mode", "signal", "ntasks-per-node")
+# sbatch options that have a launch.slurm setting: mdreg checks those values (batch split,
+# signal delay, partition fit), so they may not come in around it as extra parameters
+HAS_A_SETTING = {"time": "timeout_min", "t": "timeout_min", "nodes": "nodes", "N": "nodes", "ntasks": "gpus_per_node",
+                 "n": "gpus_per_node", "gres": "gpus_per_node", "gpus": "gpus_per_node",
+                 "gpus-per-node": "gpus_per_node", "gpus-per-task": "gpus_per_node", "mem": "mem_gb",
+                 "mem-per-cpu": "mem_gb", "mem-per-gpu": "mem_gb", "partition": "partition", "p": "partition",
+                 "cpus-per-task": "cpus_per_task", "c": "cpus_per_task", "account": "account", "A": "account",
+                 "qos": "qos", "constraint": "constraint", "C": "constraint", "exclude": "exclude",
+                 "x": "exclude"}
 
 # flag: (key, argparse type, help)
 FLAGS: dict[str, tuple[str, Any, str]] = {
@@ -168,6 +177,10 @@ def slurm_resources(cfg: DictConfig, flags: dict[str, Any] | None = None) -> Slu
         if str(option).replace("_", "-") in MANAGED:
             problems.append(f"launch.slurm.additional_parameters.{option} is set by mdreg (logs, arrays and "
                             f"dependencies rely on it); remove it")
+        elif str(option).replace("_", "-") in HAS_A_SETTING:
+            key = HAS_A_SETTING[str(option).replace("_", "-")]
+            problems.append(f"launch.slurm.additional_parameters.{option} duplicates launch.slurm.{key}, which mdreg checks and "
+                            f"writes itself; set launch.slurm.{key} (or its flag) instead")
     if not problems and values["signal_delay_s"] >= values["timeout_min"] * 60:
         problems.append(f"launch.slurm.signal_delay_s={values['signal_delay_s']} is not shorter than the time limit "
                         f"({values['timeout_min']} min): the checkpoint signal would come at once; lower it or "

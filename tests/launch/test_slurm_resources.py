@@ -31,6 +31,9 @@ def test_quickstart_launch_section_is_valid():
     ({"setup": ["module load cuda", 3]}, "launch.slurm.setup="),
     ({"additional_parameters": {"output": "x.log"}}, "launch.slurm.additional_parameters.output is set by mdreg"),
     ({"timeout_min": 2, "signal_delay_s": 120}, "launch.slurm.signal_delay_s=120 is not shorter than the time limit"),
+    ({"additional_parameters": {"time": 5}}, "additional_parameters.time duplicates launch.slurm.timeout_min"),
+    ({"additional_parameters": {"gres": "gpu:8"}}, "additional_parameters.gres duplicates launch.slurm.gpus_per_node"),
+    ({"additional_parameters": {"mem_per_cpu": "4G"}}, "additional_parameters.mem_per_cpu duplicates launch.slurm.mem_gb"),
 ])
 def test_bad_values_name_the_key(slurm, message):
     with pytest.raises(ConfigError) as err:
@@ -84,3 +87,14 @@ def test_gpus_on_a_partition_without_gpus():
     with pytest.raises(UserError, match="launch.slurm.gpus_per_node=2 but partition 'cpu' has no GPUs"):
         check_resources(slurm_resources(cfg_with(gpus_per_node=2)), partitions, default)
     assert check_resources(slurm_resources(cfg_with(gpus_per_node=2, partition="gpu")), partitions, default) == "gpu"
+
+
+def test_a_partition_list_needs_every_name_and_one_that_fits():
+    """sbatch --partition a,b starts the job in whichever partition can run it first."""
+    partitions, default = partitions_from_sinfo([["cpu*", "4", "(null)"], ["gpu", "2", "gpu:a100:4"]])
+    assert check_resources(slurm_resources(cfg_with(gpus_per_node=4, partition="cpu,gpu")), partitions, default) \
+        == "cpu,gpu"
+    with pytest.raises(UserError, match="no partition of 'cpu,gpu' can run this job: .*has no GPUs.*at most 4 GPU"):
+        check_resources(slurm_resources(cfg_with(gpus_per_node=8, partition="cpu,gpu")), partitions, default)
+    with pytest.raises(UserError, match="no such partition 'gpus' \\(did you mean 'gpu'"):
+        check_resources(slurm_resources(cfg_with(partition="cpu,gpus")), partitions, default)

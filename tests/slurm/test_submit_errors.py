@@ -11,7 +11,8 @@ pytestmark = pytest.mark.slurm
 
 @pytest.mark.parametrize("flags, message", [
     (["--gpus-per-node", "4"], "the nodes of partition 'debug' have at most 2 GPU(s) (sinfo GRES: gpu:2)"),
-    (["--partition", "debg"], "no such partition (did you mean 'debug'?)"),
+    (["--partition", "debg"], "no such partition 'debg' (did you mean 'debug'?)"),
+    (["--partition", "debug,debg"], "no such partition 'debg' (did you mean 'debug'?)"),
     (["--nodes", "2"], "partition 'debug' has 1 node(s)"),
 ])
 def test_impossible_requests_fail_before_submission(tmp_path, launch, flags, message):

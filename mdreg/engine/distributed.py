@@ -4,8 +4,10 @@
 
 1. **torchrun** (or any launcher that sets ``RANK`` and ``WORLD_SIZE``, plus
    ``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``);
-2. **a Slurm task** (``SLURM_PROCID`` set and ``SLURM_NTASKS`` > 1, e.g. a submitit job
-   with ``tasks_per_node`` > 1): submitit's ``TorchDistributedEnvironment`` turns the
+2. **a task of a Slurm job step** (``SLURM_PROCID`` set and ``SLURM_STEP_NUM_TASKS`` > 1:
+   ``srun`` sets the latter, e.g. in a submitit job with ``tasks_per_node`` > 1; the batch
+   shell of an ``--ntasks`` job has ``SLURM_NTASKS`` but no step, and must not wait for
+   ranks that never come): submitit's ``TorchDistributedEnvironment`` turns the
    Slurm variables into torch's (``MASTER_ADDR`` = first host of the job, ``MASTER_PORT``
    derived from the job id unless set), see :func:`setup_from_slurm`;
 3. otherwise a single process: rank 0 of 1. A lone Slurm task (or a shell inside an
@@ -60,7 +62,7 @@ def detect() -> str:
     """``torchrun``, ``slurm`` or ``single`` (see the module docstring)."""
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return "torchrun"
-    if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+    if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
         return "slurm"
     return "single"
 

@@ -38,6 +38,7 @@ def _worker(rank: int, recipe: str, port: int, stop_at: int | None, use_slurm_va
     torch.set_num_threads(1)
     if use_slurm_vars:  # what a 2-task submitit job sees
         os.environ.update(SLURM_JOB_ID="4242", SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank), SLURM_NTASKS="2",
+                          SLURM_STEP_NUM_TASKS="2",
                           SLURM_JOB_NUM_NODES="1", SLURM_NODEID="0", SLURM_JOB_NODELIST="127.0.0.1",
                           MASTER_PORT=str(port))
     else:  # what torchrun sets

@@ -91,7 +91,8 @@ def run_name_for(overrides: list[str], base: str | None = None) -> str:
     parts = [base] if base else []
     for text in overrides:
         if _names_run(text):
-            parts.append(re.sub(r"^(train|stages)\.", "", text.lstrip("+")))
+            name = re.sub(r"^(train|stages)\.", "", text.lstrip("+~"))
+            parts.append(f"del-{name}" if text.startswith("~") else name)  # ~stages.pretrain -> del-pretrain
     return _slug(",".join(parts)) if parts else "default"
 
 
@@ -212,7 +213,8 @@ def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = (),
         _require_train(cfg)
         # swept values lead: they tell the elements apart, and a long name is cut at its end
         swept_texts = [o.text for o in element.swept]
-        cli_texts = [*swept_texts, *(o.text for o in cli if o.text not in swept_texts)]
+        # the fixed overrides sorted: the same overrides in another order are the same run
+        cli_texts = [*swept_texts, *sorted(o.text for o in cli if o.text not in swept_texts)]
         run_name = None
         if cli_names_run and (element.swept or element.name is not None):
             # train.run_name=NAME names the whole sweep: each element appends its own values
@@ -237,7 +239,9 @@ def _check_distinct(plans: list[RunPlan]) -> None:
             other = seen[plan.run_dir]
             differ = sorted(k for k in {*plan.sweep_values, *other.sweep_values}
                             if plan.sweep_values.get(k) != other.sweep_values.get(k))
-            if differ and not any(_names_run(f"{k}=") for k in differ):
+            if not differ:
+                why = "they are the same run (a swept value is repeated, e.g. 0.5,0.50); drop the duplicate"
+            elif not any(_names_run(f"{k}=") for k in differ):
                 why = (f"they differ only in {', '.join(differ)}, which run names leave out "
                        f"({', '.join(NAME_EXCLUDED)} do not change what is trained)")
             else:

@@ -120,11 +120,25 @@ def test_command_line_sweeps_name_runs_by_their_swept_values_first(declared, gri
     recipe = grid if declared else write_two_stage_recipe(_mkdir(tmp_path / "plain"), steps=2, ckpt_every=0)
     plans = build_plans(recipe, FIXED, sweep_args=["train.seed=1,2"], only=["m25"] if declared else None)
     heads = [p.run_name.split(",")[:2] for p in plans]
-    assert heads == ([["m25", "seed=1"], ["m25", "seed=2"]] if declared else [["seed=1", "pretrain.batch_size=2"],
-                                                                             ["seed=2", "pretrain.batch_size=2"]])
+    assert heads == ([["m25", "seed=1"], ["m25", "seed=2"]] if declared else [["seed=1", "finetune.batch_size=2"],
+                                                                             ["seed=2", "finetune.batch_size=2"]])
     assert all(len(p.run_name) <= 80 for p in plans) and len({p.run_dir for p in plans}) == 2
 
 
 def _mkdir(path):
     path.mkdir()
     return path
+
+
+def test_run_names_ignore_override_order_and_show_deletions(grid, tmp_path):
+    plain = write_two_stage_recipe(_mkdir(tmp_path / "order"), steps=2, ckpt_every=0)
+    one = build_plans(plain, ["train.seed=3", "stages.pretrain.masker.ratio=0.25"])[0]
+    other = build_plans(plain, ["stages.pretrain.masker.ratio=0.25", "train.seed=3"])[0]
+    assert one.run_dir == other.run_dir and one.run_name == "pretrain.masker.ratio=0.25,seed=3"
+    dropped = build_plans(plain, ["~stages.pretrain", "stages.finetune.init_from=null"])[0]
+    assert dropped.run_name == "finetune.init_from=null,del-pretrain"
+
+
+def test_a_repeated_sweep_value_is_named_as_such(grid):
+    with pytest.raises(ConfigError, match="they are the same run \\(a swept value is repeated"):
+        build_plans(grid, [], sweep_args=["stages.pretrain.masker.ratio=0.5,0.50"], only=["m25"])

@@ -6,6 +6,7 @@ import pytest
 
 from mdreg.errors import RegistryError
 from mdreg.registry import BACKBONES, REGISTRIES, Registry, find, lookup
+from tests.tiny import REPO
 
 
 def test_register_with_name_aliases_and_default_name():
@@ -64,7 +65,8 @@ def test_builtins_are_registered_on_import():
     (["show", "ddim"], "sampler:ddim"),
 ])
 def test_registry_tool_prints_tables(args, expected):
-    out = subprocess.run([sys.executable, "tools/registry.py", *args], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "tools/registry.py", *args], capture_output=True, text=True, check=True,
+                         cwd=REPO)
     assert expected in out.stdout
     if args[0] == "list":
         header = out.stdout.splitlines()[0].split()
@@ -72,7 +74,8 @@ def test_registry_tool_prints_tables(args, expected):
 
 
 def test_registry_tool_unknown_name_exits_2():
-    out = subprocess.run([sys.executable, "tools/registry.py", "show", "maskdm_ss"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "tools/registry.py", "show", "maskdm_ss"], capture_output=True, text=True,
+                         cwd=REPO)
     assert out.returncode == 2
     assert "did you mean 'maskdm_s'" in out.stderr
     assert "Traceback" not in out.stderr

@@ -3,6 +3,7 @@ import pytest
 
 from mdreg.config import L, apply_overrides, load_recipe, node, parse_overrides
 from mdreg.errors import ConfigError
+from tests.tiny import REPO
 
 
 @pytest.fixture
@@ -90,6 +91,6 @@ def test_invalid_syntax_is_one_clear_error():
 
 
 def test_quickstart_overrides_apply():
-    cfg = load_recipe("recipes/quickstart.py")
+    cfg = load_recipe(REPO / "recipes" / "quickstart.py")
     apply_overrides(cfg, ["train.max_steps=50", "stages.pretrain.masker.ratio=0.75"])
     assert cfg.train.max_steps == 50 and cfg.stages.pretrain.masker.ratio == 0.75

@@ -1,6 +1,4 @@
 """config.yaml: every run's tree dumps to YAML and reloads identically; unnameable values are refused."""
-import glob
-
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -8,9 +6,13 @@ from omegaconf import OmegaConf
 from mdreg.config import L, dump_yaml, load_config, load_recipe, node, save_config
 from mdreg.config.tree import to_plain
 from mdreg.errors import ConfigError
+from tests.tiny import REPO
+
+RECIPES = sorted((REPO / "recipes").glob("*.py"))
+assert RECIPES, f"no recipes found under {REPO / 'recipes'}"
 
 
-@pytest.mark.parametrize("recipe", sorted(glob.glob("recipes/*.py")))
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_round_trips(recipe, tmp_path):
     cfg = load_recipe(recipe)
     save_config(cfg, tmp_path / "config.yaml")

@@ -12,7 +12,7 @@ from mdreg.data.image_folder import ImageFolder
 from mdreg.data.latents import LatentStore
 from mdreg.data.transforms import Latent
 
-diffusers = pytest.importorskip("diffusers")
+import diffusers  # noqa: E402  (a declared test dependency: missing it must fail, not skip)
 
 
 def test_encode_folder_then_decode(tmp_path):

@@ -100,3 +100,33 @@ def test_timestep_pairs_end_at_the_clean_image():
     assert timestep_pairs(1000, 50, "uniform")[0] == (980, 960)
     with pytest.raises(ValueError):
         timestep_pairs(1000, 0, "linspace")
+
+
+class InputRecorder(torch.nn.Module):
+    """Predicts a fixed epsilon and remembers the noisy input and timestep it was given."""
+
+    def __init__(self, prediction):
+        super().__init__()
+        self.prediction = prediction
+
+    def forward(self, x, t, y=None, ids_keep=None):
+        self.seen = (x.detach().clone(), t.detach().clone())
+        return self.prediction
+
+
+def test_dsm_noises_x0_by_q_xt_given_x0_and_regresses_that_noise():
+    """MaskDM eq. 1 / Ho et al. eq. 4: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with
+    abar_t = prod_{s<=t} (1 - beta_s), betas linear from 1e-4 to 0.02 (written out here), and
+    the loss is the mean squared error to that same eps."""
+    x0 = torch.rand(3, 3, 8, 8) * 2 - 1
+    prediction = torch.randn(3, 3, 8, 8)
+    net = InputRecorder(prediction)
+    loss = DSM(DDPMLinear())(net, x0, generator=torch.Generator().manual_seed(5)).loss
+    g = torch.Generator().manual_seed(5)  # the objective draws t, then eps, from its generator
+    t = torch.randint(0, 1000, (3,), generator=g)
+    eps = torch.randn(3, 3, 8, 8, generator=g)
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)[t].view(-1, 1, 1, 1)
+    expected = (abar.sqrt() * x0 + (1 - abar).sqrt() * eps).float()
+    seen_x, seen_t = net.seen
+    assert torch.equal(seen_t, t.float()) and torch.allclose(seen_x, expected, atol=1e-6)
+    assert loss.item() == pytest.approx(float(((prediction - eps) ** 2).mean()), rel=1e-6)

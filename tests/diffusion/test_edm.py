@@ -44,6 +44,19 @@ def test_loss_weight_and_coefficients():
     assert torch.allclose(pre.c_out(s) ** 2 * schedule.loss_weight(s), torch.ones(11))
 
 
+@pytest.mark.parametrize("sigma_data", [0.5, 1.0])
+def test_coefficients_are_karras_table_1_at_every_noise_level(sigma_data):
+    """Karras et al. 2022, Table 1 ("Ours"), written out: c_skip = sd^2 / (s^2 + sd^2),
+    c_out = s sd / sqrt(s^2 + sd^2), c_in = 1 / sqrt(s^2 + sd^2), c_noise = ln(s) / 4."""
+    pre, sd = EDMPreconditioning(sigma_data), sigma_data
+    for s in [0.002, 0.03, 0.2, sd, 1.7, 11.0, 80.0]:
+        sigma = torch.tensor(s, dtype=torch.float64)
+        assert float(pre.c_skip(sigma)) == pytest.approx(sd ** 2 / (s ** 2 + sd ** 2), rel=1e-9)
+        assert float(pre.c_out(sigma)) == pytest.approx(s * sd / math.sqrt(s ** 2 + sd ** 2), rel=1e-9)
+        assert float(pre.c_in(sigma)) == pytest.approx(1 / math.sqrt(s ** 2 + sd ** 2), rel=1e-9)
+        assert float(pre.c_noise(sigma)) == pytest.approx(math.log(s) / 4, rel=1e-9)
+
+
 class Recorder(torch.nn.Module):
     """A 'network' returning a fixed F and remembering its inputs; learned-sigma channels appended."""
 
@@ -59,9 +72,10 @@ def test_denoiser_wraps_the_network_with_the_coefficients():
     x, sigma = torch.randn(2, 3, 4, 4), torch.tensor([0.1, 10.0])
     out = pre.denoise(net, x, sigma)
     col = sigma.view(-1, 1, 1, 1)
-    assert torch.allclose(net.seen[0], x * pre.c_in(col))
+    norm = (col ** 2 + 0.25).sqrt()  # Karras eq. 7 with Table 1's coefficients, written out
+    assert torch.allclose(net.seen[0], x / norm)
     assert torch.allclose(net.seen[1], sigma.log() / 4)
-    assert torch.allclose(out, pre.c_skip(col) * x + pre.c_out(col) * 2.0)  # extra channels ignored
+    assert torch.allclose(out, 0.25 / norm ** 2 * x + col * 0.5 / norm * 2.0)  # extra channels ignored
 
 
 def test_guidance_mixes_conditional_and_null_denoisers():

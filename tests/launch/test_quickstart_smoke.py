@@ -1,6 +1,8 @@
 """The README's quickstart command at tiny size: real config.yaml, checkpoints, tensorboard events, PNGs."""
 import json
 
+import numpy as np
+
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -33,6 +35,12 @@ def test_quickstart_runs_end_to_end_and_leaves_its_outputs(tmp_path):
         (png,) = (folder / "samples").glob("*.png")
         with Image.open(png) as img:
             assert img.format == "PNG" and img.width > 16
+            pixels = np.asarray(img.convert("RGB"))
+        # the grid shows the samples that tensorboard logged, and they are not a blank picture
+        logged = events.Images(f"{stage}/samples")[-1]
+        assert (logged.width, logged.height) == (pixels.shape[1], pixels.shape[0])
+        cells = pixels[2:-2, 2:-2].reshape(-1, 3)
+        assert len(np.unique(cells, axis=0)) > 8 and cells.std() > 1
 
 
 def test_dry_run_prints_config_and_plan_and_writes_nothing(tmp_path):

@@ -1,6 +1,7 @@
 """The backbone contract: shapes, attributes, masked tokens dropped (not zeroed), labels."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,6 +96,23 @@ def test_dwt_low_and_high_bands_are_masked_together():
     assert torch.all(low[~mask].abs().sum(-1) > 0) and torch.all(high[~mask].abs().sum(-1) > 0)
     with pytest.raises(ValueError, match="12 DWT channels"):
         model(torch.randn(1, 3, 8, 8), t[:1])
+
+
+def reference_sincos_2d(dim: int, size: int) -> np.ndarray:
+    """The MAE / DiT table written out in numpy: tokens row-major; the first dim/2 channels
+    encode the column coordinate, the last dim/2 the row, each as [sin(p w) | cos(p w)] with
+    w_k = 1 / 10000^(k / (dim/4)), k < dim/4."""
+    freqs = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim / 4))
+    rows = []
+    for r in range(size):
+        for c in range(size):
+            rows.append(np.concatenate([np.sin(c * freqs), np.cos(c * freqs), np.sin(r * freqs), np.cos(r * freqs)]))
+    return np.stack(rows).astype(np.float32)
+
+
+def test_sincos_positions_match_the_reference_formula():
+    assert np.array_equal(sincos_2d_pos_embed(32, (4, 4)).numpy(), reference_sincos_2d(32, 4))
+    assert np.array_equal(sincos_2d_pos_embed(1152, (16, 16)).numpy(), reference_sincos_2d(1152, 16))  # DiT-XL/2
 
 
 def test_dit_initialisation_is_adaln_zero_with_fixed_positions():

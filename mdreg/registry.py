@@ -103,7 +103,13 @@ class Registry:
         return decorator
 
     def add(self, name: str, obj: Any, *, aliases: tuple[str, ...] = (), force: bool = False) -> Entry:
-        """Register ``obj`` under ``name`` (the non-decorator form of :meth:`register`)."""
+        """Register ``obj`` under ``name`` (the non-decorator form of :meth:`register`). The same
+        definition registered again (same name, aliases and import path: a recipe file that
+        registers a component and is executed once per load) replaces the old one quietly."""
+        entry = Entry(self.kind, name, obj, tuple(aliases))
+        old = self._entries.get(name)
+        if old is not None and not force and (old.dotted_path, old.aliases) == (entry.dotted_path, entry.aliases):
+            self._remove(name)
         for key in (name, *aliases):
             if ":" in key or not key:
                 raise RegistryError(f"invalid {self.kind} name {key!r}: names are non-empty and contain no ':'")
@@ -118,7 +124,6 @@ class Registry:
                 owner = self._aliases.pop(key, None) or (key if key in self._entries else None)
                 if owner is not None:
                     self._remove(owner)
-        entry = Entry(self.kind, name, obj, tuple(aliases))
         self._entries[name] = entry
         for alias in aliases:
             self._aliases[alias] = name

@@ -91,13 +91,19 @@ def backbone_cost(name: str, kwargs: dict, batch: int, mask_ratio: float, table_
     from mdreg.masking import num_masked
     from mdreg.registry import BACKBONES
 
+    if batch < 1 or not 0.0 <= mask_ratio < 1.0:
+        raise RegistryError(f"--batch {batch} --mask-ratio {mask_ratio}: need a batch >= 1 and 0 <= ratio < 1")
     entry = BACKBONES.entry(name)
     check_call(entry.obj, kwargs, key="--arg", label=f"backbone {name!r}")
-    with torch.device("meta"):
-        model = entry.obj(**kwargs)
-    n = model.grid_size[0] * model.grid_size[1]
-    keep = n - num_masked(mask_ratio, n)
-    gmacs = forward_gmacs(model, batch, mask_ratio)
+    try:
+        with torch.device("meta"):
+            model = entry.obj(**kwargs)
+        n = model.grid_size[0] * model.grid_size[1]
+        keep = n - num_masked(mask_ratio, n)
+        gmacs = forward_gmacs(model, batch, mask_ratio)
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as exc:
+        raise RegistryError(f"backbone:{name} with {kwargs or 'its defaults'} cannot be built or counted: "
+                            f"{str(exc).splitlines()[0]}; check --img-size/--in-chans/--arg") from None
     lines = [parameter_table(model, table_depth), "",
              f"backbone:{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})",
              f"input {batch}x{model.in_chans}x{model.img_size}x{model.img_size}, patch {model.patch_size}: "

@@ -17,9 +17,11 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from mdreg.config.lazy import META_KEYS, PARTIAL, REF, TARGET, import_object, is_lazy, is_object_ref, resolve_target
+from mdreg.config.lazy import (META_KEYS, PARTIAL, REF, TARGET, import_object, is_lazy, is_object_ref, is_ref,
+                               resolve_target)
 from mdreg.config.signature import check_call, describe
 from mdreg.errors import ConfigError, UserError
+from mdreg.registry import lookup
 
 
 def _join(key: str, child: Any) -> str:
@@ -41,7 +43,7 @@ def instantiate(cfg: Any, key: str = "", **extra: Any) -> Any:
         names = [k for k in cfg.keys() if k not in META_KEYS]
         label = describe(target)
         check_call(target, [*names, *extra], key, label, partial=partial)
-        kwargs = {name: instantiate(_child(cfg, name), _join(key, name)) for name in names}
+        kwargs = {name: instantiate(_child(cfg, name, key), _join(key, name)) for name in names}
         kwargs.update(extra)
         if partial:
             return functools.partial(target, **kwargs)
@@ -54,18 +56,28 @@ def instantiate(cfg: Any, key: str = "", **extra: Any) -> Any:
             raise ConfigError(f"{key or '<root>'}: building {label} failed: {exc}") from exc
     if extra:
         raise ConfigError(f"{key or '<root>'}: extra arguments {sorted(extra)} given for a node without _target_")
-    if is_object_ref(cfg):
-        return import_object(cfg[REF], _join(key, REF))
+    if is_object_ref(cfg):  # a component passed as a value: a registry name or an import path
+        ref = cfg[REF]
+        return resolve_reference(ref, _join(key, REF)) if is_ref(ref) else import_object(ref, _join(key, REF))
     if isinstance(cfg, (DictConfig, dict)):
-        return {name: instantiate(_child(cfg, name), _join(key, name)) for name in cfg.keys()}
+        return {name: instantiate(_child(cfg, name, key), _join(key, name)) for name in cfg.keys()}
     if isinstance(cfg, (ListConfig, list, tuple)):
         return [instantiate(item, _join(key, i)) for i, item in enumerate(cfg)]
     return cfg
 
 
-def _child(cfg: Any, name: Any) -> Any:
-    """cfg[name], resolving interpolations, with the key in the error if that fails."""
+def _child(cfg: Any, name: Any, key: str) -> Any:
+    """cfg[name], resolving interpolations, with the full key in the error if that fails."""
     try:
         return cfg[name]
     except Exception as exc:  # omegaconf interpolation errors
-        raise ConfigError(f"cannot resolve {name!r}: {exc}") from None
+        reason = str(getattr(exc, "msg", None) or exc).splitlines()[0]
+        raise ConfigError(f"{_join(key, name)}: cannot resolve it: {reason}") from None
+
+
+def resolve_reference(ref: str, key: str) -> Any:
+    """The registered object ``ref`` ('kind:name') names, for a ``_ref_`` value."""
+    try:
+        return lookup(ref)
+    except (ConfigError, KeyError) as exc:
+        raise ConfigError(f"{key}: {exc}") from None

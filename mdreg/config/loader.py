@@ -15,6 +15,7 @@ mode: overriding a key that does not exist is an error (see :mod:`mdreg.config.o
 from __future__ import annotations
 
 import builtins
+import contextvars
 import traceback
 import types
 from pathlib import Path
@@ -25,13 +26,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from mdreg.config.lazy import node
 from mdreg.errors import ConfigError, did_you_mean
 
-_LOADING: list[Path] = []
+# the recipe files being executed, innermost last; per thread/context, so two loads at once do
+# not see each other's files as an import cycle
+_LOADING: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar("mdreg_recipes_loading", default=())
 
 
 def _recipe_error(path: Path, exc: BaseException) -> ConfigError:
     """A one-line error pointing at the recipe line that raised."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).suffix == ".py"
-              and Path(f.filename).resolve() in {p.resolve() for p in _LOADING}]
+              and Path(f.filename).resolve() in {p.resolve() for p in _LOADING.get()}]
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(path)
     if isinstance(exc, ConfigError):
         return ConfigError(f"{where}: {exc}")
@@ -51,8 +54,8 @@ def _execute(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise _missing_recipe(path)
-    if path.resolve() in [p.resolve() for p in _LOADING]:
-        chain = " -> ".join(str(p) for p in [*_LOADING, path])
+    if path.resolve() in [p.resolve() for p in _LOADING.get()]:
+        chain = " -> ".join(str(p) for p in [*_LOADING.get(), path])
         raise ConfigError(f"recipe import cycle: {chain}")
     source = path.read_text()
     try:
@@ -61,7 +64,7 @@ def _execute(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}:{exc.lineno}: syntax error in recipe: {exc.msg}") from None
     namespace: dict[str, Any] = {"__file__": str(path), "__name__": f"mdreg_recipe.{path.stem}",
                                  "__builtins__": {**builtins.__dict__, "__import__": _import_hook(path)}}
-    _LOADING.append(path)
+    token = _LOADING.set((*_LOADING.get(), path))
     try:
         exec(code, namespace)
     except ConfigError as exc:
@@ -71,7 +74,7 @@ def _execute(path: Path) -> dict[str, Any]:
     except Exception as exc:
         raise _recipe_error(path, exc) from None
     finally:
-        _LOADING.pop()
+        _LOADING.reset(token)
     return namespace
 
 

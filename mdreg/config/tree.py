@@ -37,3 +37,17 @@ def to_plain(cfg: Any) -> Any:
     if isinstance(cfg, (DictConfig, ListConfig)):
         return OmegaConf.to_container(cfg, resolve=False)
     return cfg
+
+
+def check_interpolations(cfg: Any) -> None:
+    """Every ``${...}`` in ``cfg`` resolves, or one ConfigError names the key (before a run starts
+    or a job is queued, rather than at the first access inside it)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mdreg.errors import ConfigError
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        reason = str(getattr(exc, "msg", None) or exc).splitlines()[0]
+        raise ConfigError(f"{exc.full_key}: cannot resolve it: {reason}; fix the ${{...}} reference") from None

@@ -35,6 +35,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mdreg.config import apply_overrides, load_recipe, parse_overrides
+from mdreg.config.serialize import check_serialisable
+from mdreg.config.tree import check_interpolations
 from mdreg.config.overrides import Override
 from mdreg.errors import ConfigError
 
@@ -167,6 +169,8 @@ def make_plan(recipe: Path, cfg: DictConfig, overrides: list[str], notes: list[s
     from mdreg.engine.settings import validate_train
 
     validate_train(cfg.train)
+    check_interpolations(cfg)
+    check_serialisable(cfg)  # config.yaml must be writable: a lambda fails the dry run too, naming its key
     recipe_name = recipe.stem
     run_name = run_name or cfg.train.get("run_name") or run_name_for(overrides)
     root = Path(cfg.train.get("output_root") or "runs")

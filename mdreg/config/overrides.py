@@ -2,7 +2,8 @@
 
     a.b=1          change an existing key (struct mode: unknown keys are errors)
     +a.c=2         add a new key          ++a.c=2   add or change
-    ~a.d           delete a key
+    ~a.d           delete a key           ~a.d=3    delete it only if its value is 3
+    a.l.0=1        set a list element (lists cannot grow by index: write a.l=[...])
     a.e=1,2,3      a sweep (also range(...), choice(...)): kept for the launcher
 
 Keys of a lazy node may also be set without ``+`` when the node's target accepts them as
@@ -10,6 +11,7 @@ arguments (``stages.pretrain.masker.block_size=4`` after swapping to the block m
 Setting a lazy node to a string swaps its target and drops the arguments the new target
 does not accept: ``stages.pretrain.masker=block`` (a name of the same registry kind),
 ``model=backbone:dit_xl_2`` or a dotted path. The dropped keys are reported.
+Values are type-checked by :mod:`mdreg.config.override_types`.
 """
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from mdreg.config.lazy import TARGET, import_object, is_lazy, node, resolve_target, target_ref
+from mdreg.config.override_types import check_value, is_interpolation
 from mdreg.config.signature import accepts, describe, parameters
 from mdreg.config.tree import iter_keys
 from mdreg.errors import ConfigError, closest
-from mdreg.registry import is_ref, registry
+from mdreg.registry import is_ref
 
 
 @dataclass
@@ -73,12 +76,18 @@ def parse_overrides(args: list[str] | tuple[str, ...]) -> ParsedOverrides:
         if ov.is_sweep_override():
             if kind == "delete":
                 raise ConfigError(f"override {text!r}: a deletion cannot be swept")
-            values = list(ov.sweep_iterator())
+            try:
+                values = list(ov.sweep_iterator())
+            except HydraException as exc:
+                if ov.value_type is not None and ov.value_type.name == "INTERVAL_SWEEP":
+                    raise ConfigError(f"override {text!r}: interval() sweeps are not supported (they need a "
+                                      f"sampling sweeper); use range(...) or a comma list / choice(...)") from None
+                raise ConfigError(f"override {text!r}: cannot expand the sweep ({exc})") from None
             if not values:
                 raise ConfigError(f"override {text!r}: the sweep has no values")
             parsed.sweeps.append(Sweep(key, values, text, kind))
         else:
-            parsed.overrides.append(Override(key, None if kind == "delete" else ov.value(), kind, text))
+            parsed.overrides.append(Override(key, ov.value(), kind, text))
     return parsed
 
 
@@ -91,63 +100,42 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def unknown_key_error(cfg: DictConfig, key: str, text: str) -> ConfigError:
+def unknown_key_error(cfg: DictConfig, key: str, text: str, delete: bool = False) -> ConfigError:
     keys = list(iter_keys(cfg))
     near = closest(key, keys, n=3) or closest(key.split(".")[-1], keys, n=3)
+    if delete:
+        hint = f"; the closest keys are {', '.join(near)}" if near else ""
+        return ConfigError(f"override {text!r}: nothing to delete: unknown config key {key!r}{hint}")
     hint = f" Closest keys: {', '.join(near)}." if near else ""
     return ConfigError(f"override {text!r}: unknown config key {key!r}.{hint} "
                        f"To add a new key write +{key}=...")
 
 
-def _container(cfg: DictConfig, parent: str, text: str, create: bool) -> Any:
-    if not parent:
-        return cfg
-    current = cfg
-    for part in parent.split("."):
-        if isinstance(current, ListConfig):
-            if not part.isdigit() or int(part) >= len(current):
-                raise unknown_key_error(cfg, parent, text)
-            current = current[int(part)]
-            continue
-        if not isinstance(current, DictConfig):
-            raise ConfigError(f"override {text!r}: {parent!r} is a value, not a group of keys")
-        if part not in current:
-            if not create:
-                raise unknown_key_error(cfg, parent, text)
+def _slot(parent: DictConfig | ListConfig, leaf: str) -> tuple[Any, bool]:
+    """The key of ``leaf`` in ``parent`` (an int index in a list) and whether it exists."""
+    if isinstance(parent, ListConfig):
+        return (int(leaf), int(leaf) < len(parent)) if leaf.isdigit() else (leaf, False)
+    return leaf, leaf in parent
+
+
+def _container(cfg: DictConfig, parent: str, ov: Override) -> DictConfig | ListConfig:
+    """The group or list ``parent`` names (missing groups are created for +/++), or one ConfigError."""
+    current, walked = cfg, []
+    for part in parent.split(".") if parent else []:
+        walked.append(part)
+        here = ".".join(walked)
+        slot, exists = _slot(current, part)
+        if not exists:
+            if isinstance(current, ListConfig) or ov.kind not in ("add", "force_add"):
+                raise unknown_key_error(cfg, here, ov.text, delete=ov.kind == "delete")
             with open_dict(current):
                 current[part] = {}
-        current = current[part] if current._get_node(part) is not None else None
+        current = current[slot]
         if current is None:
-            raise ConfigError(f"override {text!r}: {parent!r} is null; set it to a group first")
+            raise ConfigError(f"override {ov.text!r}: {here!r} is null; set it to a group first")
+        if not isinstance(current, (DictConfig, ListConfig)):
+            raise ConfigError(f"override {ov.text!r}: {here} is a value ({current!r}), not a group of keys")
     return current
-
-
-def _check_type(old: Any, new: Any, key: str, text: str) -> Any:
-    """Keep the type of the value being replaced (ints stay ints, numbers stay numbers)."""
-    if old is None or new is None or isinstance(old, (DictConfig, ListConfig)):
-        return new
-    if isinstance(old, bool):
-        if isinstance(new, bool):
-            return new
-        expected = "true or false"
-    elif isinstance(old, int):
-        if isinstance(new, int) and not isinstance(new, bool):
-            return new
-        if isinstance(new, float) and new.is_integer() and isinstance(old, int):
-            return int(new)
-        expected = "an integer"
-    elif isinstance(old, float):
-        if isinstance(new, (int, float)) and not isinstance(new, bool):
-            return float(new)
-        expected = "a number"
-    elif isinstance(old, str):
-        if isinstance(new, (str, int, float)) and not isinstance(new, bool):
-            return str(new)
-        expected = "a string"
-    else:
-        return new
-    raise ConfigError(f"override {text!r}: {key} expects {expected} (current value {old!r}), "
-                      f"got {new!r} ({type(new).__name__})")
 
 
 def swap_target(old: DictConfig, value: str, key: str, text: str, notes: list[str]) -> DictConfig:
@@ -193,86 +181,53 @@ def _lazy_accepts(parent: Any, leaf: str) -> bool:
     return leaf in names  # **kwargs targets still need +key
 
 
+def _put(parent: DictConfig | ListConfig, slot: Any, value: Any) -> None:
+    with open_dict(parent):
+        parent[slot] = value
+
+
+def _check_delete(cfg: DictConfig, ov: Override, exists: bool, current: Any) -> None:
+    """Hydra's rule: ``~key`` deletes; ``~key=value`` deletes only if the current value is ``value``."""
+    if not exists:
+        raise unknown_key_error(cfg, ov.key, ov.text, delete=True)
+    wanted = _plain(ov.value)
+    if isinstance(current, (DictConfig, ListConfig)):
+        current = OmegaConf.to_container(current, resolve=False)
+    if wanted is not None and current != wanted:
+        raise ConfigError(f"override {ov.text!r}: {ov.key} was not deleted: its current value is {current!r}, "
+                          f"not {wanted!r}; write ~{ov.key} to delete it whatever its value")
+
+
 def apply_override(cfg: DictConfig, ov: Override, notes: list[str]) -> None:
+    """Apply one override (mutating ``cfg``); target swaps that drop kwargs are noted in ``notes``."""
     parent_key, _, leaf = ov.key.rpartition(".")
-    create_parents = ov.kind in ("add", "force_add")
-    parent = _container(cfg, parent_key, ov.text, create=create_parents)
-    value = _plain(ov.value)
-    if isinstance(parent, ListConfig):
-        if not leaf.isdigit() or int(leaf) >= len(parent):
-            raise unknown_key_error(cfg, ov.key, ov.text)
-        idx = int(leaf)
-        if ov.kind == "delete":
-            del parent[idx]
-        else:
-            parent[idx] = _check_type(parent[idx], value, ov.key, ov.text)
-        return
-    exists = leaf in parent
+    parent = _container(cfg, parent_key, ov)
+    slot, exists = _slot(parent, leaf)
+    old = parent._get_node(slot) if exists else None
+    old_value = None if old is None else (old if isinstance(old, (DictConfig, ListConfig)) else old._value())
     if ov.kind == "delete":
-        if not exists:
-            raise unknown_key_error(cfg, ov.key, ov.text)
+        _check_delete(cfg, ov, exists, old_value)
         with open_dict(parent):
-            del parent[leaf]
+            del parent[slot]
         return
+    if isinstance(parent, ListConfig) and not exists:
+        raise ConfigError(f"override {ov.text!r}: {parent_key} is a list of {len(parent)} "
+                          f"elements; lists cannot grow by index: set the whole list: {parent_key}=[...]")
     if ov.kind == "add" and exists:
         raise ConfigError(f"override {ov.text!r}: {ov.key} already exists; change it with {ov.text.lstrip('+')}")
     if ov.kind == "change" and not exists and not _lazy_accepts(parent, leaf):
         raise unknown_key_error(cfg, ov.key, ov.text)
-    old = parent._get_node(leaf) if exists else None
-    old_value = None if old is None else (old if isinstance(old, (DictConfig, ListConfig)) else old._value())
-    if leaf == TARGET and exists and isinstance(value, str):  # a._target_=x: same as a=x
-        value = swap_target(parent, value, parent_key, ov.text, notes)
-        _set(cfg, parent_key, value)
+    value = _plain(ov.value)
+    if leaf == TARGET and exists and parent_key and isinstance(value, str):  # a._target_=x: same as a=x
+        holder_key, _, name = parent_key.rpartition(".")
+        holder = _container(cfg, holder_key, ov)
+        _put(holder, _slot(holder, name)[0], swap_target(parent, value, parent_key, ov.text, notes))
         return
-    if is_lazy(old_value) and isinstance(value, str):
+    if is_lazy(old_value) and isinstance(value, str) and not is_interpolation(value):
         value = swap_target(old_value, value, ov.key, ov.text, notes)
-    elif ov.kind == "change" and not _takes_anything(parent, leaf):
-        if old_value is None and is_lazy(parent):
-            old_value = _typed_default(parent, leaf)
-        value = _check_type(old_value, value, ov.key, ov.text)
-    with open_dict(parent):
-        parent[leaf] = value
-
-
-def _annotation(parent: Any, leaf: str) -> Any:
-    """How a lazy node's target annotates its parameter ``leaf`` (None if unknown)."""
-    import inspect
-
-    ref = target_ref(parent)
-    try:
-        param = inspect.signature(resolve_target(ref)).parameters.get(leaf) if ref else None
-    except (ConfigError, TypeError, ValueError):
-        return None
-    return None if param is None or param.annotation is inspect.Parameter.empty else param.annotation
-
-
-def _takes_anything(parent: Any, leaf: str) -> bool:
-    """The target annotates ``leaf`` as ``Any`` (e.g. a stage's ``init_from``: a name or a dict)."""
-    return is_lazy(parent) and _annotation(parent, leaf) in ("Any", "typing.Any", Any)
-
-
-def _typed_default(parent: Any, leaf: str) -> Any:
-    """A value of the type a lazy node's target annotates for ``leaf`` (None if unknown):
-    lets ``_check_type`` catch ``max_steps=abc`` where the current value is null."""
-    import typing
-
-    hint = _annotation(parent, leaf)
-    if hint is None:
-        return None
-    if isinstance(hint, str):  # from __future__ import annotations
-        hint = {"int": int, "float": float, "bool": bool, "str": str, "int | None": int, "float | None": float,
-                "bool | None": bool, "str | None": str}.get(hint.replace("Optional[", "").rstrip("]"), None)
-    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_args(hint) else [hint]
-    if len(args) == 1 and args[0] in (int, float, bool, str):
-        return args[0]()
-    return None
-
-
-def _set(cfg: DictConfig, key: str, value: Any) -> None:
-    parent_key, _, leaf = key.rpartition(".")
-    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-    with open_dict(parent):
-        parent[leaf] = value
+    else:
+        value = check_value(parent, leaf, old_value, value, ov.key, ov.text)
+    _put(parent, slot, value)
 
 
 def apply_overrides(cfg: DictConfig, overrides: list[Override] | list[str]) -> list[str]:

@@ -80,7 +80,8 @@ def load(args) -> tuple[object, str, str]:
                            parse_kv(args.objective_arg), parse_kv(args.masker_arg))
         stage, label = "bench", f"{args.model}+{args.objective}"
     if args.precision:
-        cfg.stages[stage].precision = args.precision
+        with open_dict(cfg.stages[stage]):  # the stage may leave precision at its default
+            cfg.stages[stage].precision = args.precision
     if args.sdpa:
         with open_dict(cfg):
             cfg.train.sdpa_backends = list(args.sdpa)

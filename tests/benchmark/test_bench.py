@@ -44,11 +44,12 @@ def test_recipe_stage_and_its_data_loader(tmp_path, capsys):
     tiny = ["model.img_size=8", "model.embed_dim=32", "model.depth=2", "data.dataset.num_images=64",
             "data.dataset.resolution=8", "train.num_workers=1"]  # read as the trainer reads: 1 worker
     assert main(["--recipe", str(REPO / "recipes" / "quickstart.py"), "--stage", "finetune", *tiny, "--batch", "8",
-                 *FAST, "--data-batches", "3", "--no-ema", "--json", str(out)]) == 0
+                 "--precision", "fp32", *FAST, "--data-batches", "3", "--no-ema", "--json", str(out)]) == 0
     assert "data loader (Shapes, num_workers=1)" in capsys.readouterr().out
     report = json.loads(out.read_text())
     (case,) = report["results"]
     assert case["name"] == "quickstart:finetune" and case["ema"] is False and case["mask_ratio"] == 0.0
+    assert case["precision"] == "fp32"  # set on a stage that leaves precision at its default
     assert report["data"]["samples_per_s"] > 0 and report["data"]["batches"] == 3 and report["data"]["num_workers"] == 1
 
 

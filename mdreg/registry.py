@@ -9,6 +9,7 @@ name" can only mean a typo, and the error lists the closest names.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from dataclasses import dataclass
@@ -110,6 +111,8 @@ class Registry:
         old = self._entries.get(name)
         if old is not None and not force and (old.dotted_path, old.aliases) == (entry.dotted_path, entry.aliases):
             self._remove(name)
+        if len({name, *aliases}) != 1 + len(aliases):
+            raise RegistryError(f"{self.kind} {name!r}: aliases {list(aliases)} repeat a name; list each name once")
         for key in (name, *aliases):
             if ":" in key or not key:
                 raise RegistryError(f"invalid {self.kind} name {key!r}: names are non-empty and contain no ':'")
@@ -119,11 +122,14 @@ class Registry:
                 raise RegistryError(
                     f"{self.kind} name {key!r} is already registered to {old.dotted_path}; "
                     f"pick another name or pass force=True to replace it")
-        if force:
+        if force:  # each name taken over: an entry's own name drops that entry, an alias just the alias
             for key in (name, *aliases):
-                owner = self._aliases.pop(key, None) or (key if key in self._entries else None)
-                if owner is not None:
-                    self._remove(owner)
+                if key in self._entries:
+                    self._remove(key)
+                elif key in self._aliases:
+                    owner = self._entries[self._aliases.pop(key)]
+                    self._entries[owner.name] = dataclasses.replace(
+                        owner, aliases=tuple(a for a in owner.aliases if a != key))
         self._entries[name] = entry
         for alias in aliases:
             self._aliases[alias] = name

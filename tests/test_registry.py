@@ -79,3 +79,21 @@ def test_registry_tool_unknown_name_exits_2():
     assert out.returncode == 2
     assert "did you mean 'maskdm_s'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_force_takes_over_an_alias_without_dropping_its_entry():
+    reg = Registry("widget")
+    reg.add("alpha", int, aliases=("a", "first"))
+    reg.add("a", float, force=True)  # 'a' was an alias of alpha: only the alias moves
+    assert reg.get("a") is float and reg.get("alpha") is int and reg.get("first") is int
+    assert reg.entry("alpha").aliases == ("first",)
+    reg.add("alpha", str, force=True)  # an entry's own name: the entry is replaced
+    assert reg.get("alpha") is str and "first" not in reg.all_names()
+
+
+def test_repeated_aliases_are_refused():
+    reg = Registry("widget")
+    with pytest.raises(RegistryError, match="repeat a name"):
+        reg.add("beta", int, aliases=("beta",))
+    with pytest.raises(RegistryError, match="repeat a name"):
+        reg.add("beta", int, aliases=("b", "b"))

@@ -29,6 +29,15 @@ def diff_trees(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
     rows = []
     for key in sorted(set(fa) | set(fb)):
         va, vb = fa.get(key, _MISSING), fb.get(key, _MISSING)
-        if va != vb or type(va) is not type(vb):
+        if not _same(va, vb):
             rows.append((key, "<absent>" if va is _MISSING else va, "<absent>" if vb is _MISSING else vb))
     return rows
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same type; NaN equals NaN (a config holding NaN must match itself)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and a != a:
+        return b != b
+    return a == b

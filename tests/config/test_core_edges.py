@@ -88,3 +88,11 @@ def test_registry_flops_bad_values_exit_2(args, message):
     out = subprocess.run([sys.executable, "tools/registry.py", "show", "uvit", "--flops", *args], cwd=REPO,
                          capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_config_holding_nan_matches_itself():
+    from mdreg.config.diff import diff_trees
+
+    a = OmegaConf.create({"x": float("nan"), "y": 1})
+    assert diff_trees(a, OmegaConf.create({"x": float("nan"), "y": 1})) == []
+    assert [k for k, *_ in diff_trees(a, OmegaConf.create({"x": 1.0, "y": 1}))] == ["x"]

@@ -45,14 +45,13 @@ def annotation(parent: Any, leaf: str) -> Any:
     return None if param is None or param.annotation is inspect.Parameter.empty else param.annotation
 
 
-def takes_anything(parent: Any, leaf: str) -> bool:
-    """The target annotates ``leaf`` as ``Any`` (e.g. a stage's ``init_from``: a name or a dict)."""
-    return annotation(parent, leaf) in ("Any", "typing.Any", Any)
+def is_any(hint: Any) -> bool:
+    """An ``Any`` annotation (e.g. a stage's ``init_from``: a name or a dict)."""
+    return hint in ("Any", "typing.Any", Any)
 
 
-def declared_type(parent: Any, leaf: str) -> type | None:
-    """bool/int/float/str when the target annotates ``leaf`` as one of them (or Optional)."""
-    hint = annotation(parent, leaf)
+def simple_type(hint: Any) -> type | None:
+    """bool/int/float/str when the annotation ``hint`` is one of them (or Optional)."""
     if isinstance(hint, str):  # unevaluated: "float", "int | None", "Optional[int]"
         parts = {p.strip() for p in hint.replace("Optional[", "").rstrip("]").split("|")} - {"None"}
         args = [_NAMES.get(p) for p in parts]
@@ -118,14 +117,15 @@ def check_value(parent: Any, leaf: str, old: Any, new: Any, key: str, text: str)
     """``new`` converted to the type of slot ``leaf`` of ``parent``, or one ConfigError naming ``key``."""
     if new is None or is_interpolation(new):
         return new
+    hint = annotation(parent, leaf)  # one signature lookup per override
     if isinstance(old, (DictConfig, ListConfig)) and not isinstance(new, _CONTAINERS):
-        if is_lazy(old) or not takes_anything(parent, leaf):  # Any: e.g. init_from={...} -> init_from=previous
+        if is_lazy(old) or not is_any(hint):  # Any: e.g. init_from={...} -> init_from=previous
             raise ConfigError(f"override {text!r}: {_not_a_value(old, key)}")
         return new
-    if isinstance(old, (DictConfig, ListConfig)) or takes_anything(parent, leaf):
+    if isinstance(old, (DictConfig, ListConfig)) or is_any(hint):
         return new
-    expected = declared_type(parent, leaf) or (type(old) if isinstance(old, _SIMPLE) else None)
+    expected = simple_type(hint) or (type(old) if isinstance(old, _SIMPLE) else None)
     return new if expected is None else _coerce(expected, old, new, key, text)
 
 
-__all__ = ["annotation", "check_value", "declared_type", "is_interpolation", "takes_anything"]
+__all__ = ["annotation", "check_value", "is_any", "is_interpolation", "simple_type"]

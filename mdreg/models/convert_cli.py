@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from mdreg.errors import UserError
-from mdreg.models.official import KINDS, infer_backbone, load_official, read_checkpoint, to_official
+from mdreg.models.official import KINDS, build_official, read_checkpoint, to_official
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,10 +63,10 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     target = Path(args.target)
     if args.to == "mdreg":
-        model = load_official(args.source, args.kind, weights=args.weights, **parse_args_list(args.arg))
+        # the printed model line repeats exactly the arguments the loaded backbone was built with
+        model, name, kwargs = build_official(args.source, args.kind, weights=args.weights,
+                                             overrides=parse_args_list(args.arg), cli=True)
         sd = model.state_dict()
-        name, kwargs = infer_backbone(sd, args.kind)
-        kwargs.update(parse_args_list(args.arg))
         torch.save({"model": sd, "ema": sd, "backbone": name, "backbone_kwargs": kwargs, "source": str(args.source),
                     "official_kind": args.kind, "weights": args.weights}, target)
         call = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())

@@ -44,7 +44,8 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(frequency_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(t, self.frequency_dim).to(self.mlp[0].weight.dtype))
+        t_freq = timestep_embedding(t, self.frequency_dim).to(self.mlp[0].weight.dtype)  # (B, frequency_dim)
+        return self.mlp(t_freq)  # (B, D)
 
 
 class LabelEmbedder(nn.Module):
@@ -60,7 +61,7 @@ class LabelEmbedder(nn.Module):
         self.embedding_table = nn.Embedding(num_classes + 1, hidden_size)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.embedding_table(y)
+        return self.embedding_table(y)  # (B, D)
 
 
 class OneHotLabelEmbedder(nn.Module):
@@ -77,9 +78,9 @@ class OneHotLabelEmbedder(nn.Module):
         self.embedding_table = nn.Linear(num_classes, hidden_size, bias=False)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        weight = self.embedding_table.weight  # (hidden, num_classes)
-        table = torch.cat([weight.t(), weight.new_zeros(1, weight.shape[0])])
-        return F.embedding(y, table)
+        weight = self.embedding_table.weight  # (D, num_classes)
+        table = torch.cat([weight.t(), weight.new_zeros(1, weight.shape[0])])  # (num_classes + 1, D), null row 0
+        return F.embedding(y, table)  # (B, D)
 
 
 class DiTBlock(nn.Module):
@@ -96,9 +97,11 @@ class DiTBlock(nn.Module):
         self.adaLN_modulation = adaln_projection(cond_dim or hidden_size, 6, hidden_size)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=1)
-        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
-        return x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        modulation = self.adaLN_modulation(c).chunk(6, dim=1)  # 6 x (B, D)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = modulation  # (B, D) each
+        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))  # (B, N, D)
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))  # (B, N, D)
+        return x
 
 
 class AdaLNLinear(nn.Module):
@@ -112,8 +115,9 @@ class AdaLNLinear(nn.Module):
         self.adaLN_modulation = adaln_projection(cond_dim or hidden_size, 2, hidden_size)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
-        return self.linear(modulate(self.norm(x), shift, scale))
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)  # (B, D) each
+        x = modulate(self.norm(x), shift, scale)  # (B, N, D)
+        return self.linear(x)  # (B, N, out_features)
 
     def zero_(self) -> None:
         """adaLN-Zero initialisation: the layer outputs zeros until trained."""

@@ -1,9 +1,9 @@
-"""Small building blocks shared by the backbones: token (un)patchifying, visible-token
-gather/scatter, sinusoidal embeddings and the pre-norm transformer block.
+"""Small functions shared by the backbones: token (un)patchifying, visible-token
+gather/scatter, sinusoidal time and 2-D sin-cos position embeddings.
 
-Attention and MLP come from timm (fused scaled-dot-product attention). Patch order is
-row-major over the (h, w) grid and each patch is flattened as (p1, p2, C), the layout
-used by U-ViT and DiT, so their checkpoints load unchanged.
+Patch order is row-major over the (h, w) grid and each patch is flattened as (p1, p2, C),
+the layout used by U-ViT and DiT, so their checkpoints load unchanged. (Attention, MLP and
+the plain pre-norm block come from timm.)
 """
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ import math
 
 import torch
 from einops import rearrange
-from timm.layers import Mlp
-from timm.models.vision_transformer import Attention
-from torch import nn
 
 
 def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
@@ -56,30 +53,6 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0, f
     if dim % 2:
         emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
     return emb
-
-
-class TransformerBlock(nn.Module):
-    """Pre-norm ViT block: x + Attn(LN(x)), x + MLP(LN(x)).
-
-    With ``skip=True`` it is a U-ViT "out" block (Bao et al. 2023, sec. 3): the long skip
-    from the matching "in" block is concatenated and mapped back to ``dim`` by
-    ``skip_linear`` before the block.
-    """
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = False,
-                 skip: bool = False, eps: float = 1e-5):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
-        self.skip_linear = nn.Linear(2 * dim, dim) if skip else None
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        if self.skip_linear is not None:
-            x = self.skip_linear(torch.cat([x, skip], dim=-1))
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
 
 
 def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:

@@ -9,11 +9,17 @@ that does not line up is reported in one :class:`~mdreg.errors.UserError`.
 
 Head counts cannot be read from weights; they come from the papers' size tables by width
 (DiT: 384->6, 768->12, 1024->16, 1152->16; U-ViT/MaskDM: 512->8, 768->12, 1024->16,
-1152->16) and can be overridden (``num_heads=...``). Every mapping is written down in
-``docs/official-checkpoints.md``.
+1152->16) and can be overridden (``num_heads=...``; ``--arg num_heads=...`` on the command
+line). Every mapping is written down in ``docs/official-checkpoints.md``.
+
+Files are read with ``torch.load(weights_only=True)``, allowing ``argparse.Namespace`` (the
+``args`` that official MaskDiT and DiT training checkpoints pickle); only files holding other
+objects are unpickled in full, with a warning.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import math
 import re
 import warnings
@@ -41,19 +47,45 @@ def check_kind(kind: str) -> None:
         raise UserError(f"unknown official checkpoint kind {kind!r}; kinds are {', '.join(KINDS)}")
 
 
+def safe_globals_for_official_files():
+    """``argparse.Namespace`` allowed by ``weights_only`` loading, for this ``with`` block only."""
+    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    return allow([argparse.Namespace]) if allow else contextlib.nullcontext()
+
+
+def load_file(path: str | Path) -> dict:
+    """The object saved in ``path``: tensors, containers and ``argparse.Namespace`` without running
+    code from the file; anything else only after a warning. A file ``torch.load`` cannot read
+    at all is a :class:`UserError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"official checkpoint {path} does not exist")
+    try:
+        with safe_globals_for_official_files():
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises anything from EOFError to IndexError on a file it cannot read
+        unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if unsupported is None:
+            raise UserError(f"cannot read {path}: not a PyTorch checkpoint ({type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no details'})") from exc
+        warnings.warn(f"{path} holds more than tensors ({unsupported.group(1)}); unpickling it in full, which runs "
+                      f"code from the file: load only official releases or files you made", stacklevel=3)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as full_exc:
+            raise UserError(f"cannot read {path}: unpickling it failed ({type(full_exc).__name__}: {full_exc}); "
+                            f"install the package that defines {unsupported.group(1)} or extract the state "
+                            f"dict where the file was written") from full_exc
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} holds a {type(obj).__name__}, not a state dict or a training checkpoint")
+    return obj
+
+
 def read_checkpoint(source: str | Path | dict, weights: str = "ema") -> StateDict:
     """The state dict inside ``source`` (a path or a loaded object): ``source[weights]`` for
     training checkpoints (``ema``/``model``), the object itself for plain state dicts."""
     if not isinstance(source, dict):
-        path = Path(source)
-        if not path.is_file():
-            raise UserError(f"official checkpoint {path} does not exist")
-        try:
-            source = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # official training checkpoints pickle argparse/omegaconf objects
-            warnings.warn(f"{path} holds more than tensors ({type(exc).__name__}); unpickling it in full, which "
-                          f"runs code from the file: load only official releases or files you made", stacklevel=2)
-            source = torch.load(path, map_location="cpu", weights_only=False)
+        source = load_file(source)
     if weights not in ("ema", "model"):
         raise UserError(f"weights must be 'ema' or 'model', got {weights!r}")
     if isinstance(source.get(weights), dict):
@@ -114,7 +146,8 @@ def infer_dit(sd: StateDict) -> tuple[str, dict[str, Any]]:
     if "decoder_pos_embed" in sd:  # MaskDiT: one-hot Linear (hidden, classes); decoder heads are 16 in the paper
         kwargs.update(num_classes=table.shape[1] if table is not None else 0,
                       decoder_hidden_size=sd["decoder_pos_embed"].shape[-1],
-                      decoder_depth=count_indexed(sd, "decoder_blocks."), decoder_num_heads=16)
+                      decoder_depth=count_indexed(sd, "decoder_blocks."), decoder_num_heads=16,
+                      mask_token="mask_token" in sd)  # trained without the MAE loss: no mask token
         return "maskdit", kwargs
     kwargs.update(num_classes=table.shape[0] - 1 if table is not None else 0, learn_sigma=out == 2 * in_chans)
     return "dit", kwargs
@@ -136,12 +169,48 @@ def infer_uvit(sd: StateDict) -> tuple[str, dict[str, Any]]:
     return ("uvit_dwt" if dwt else "uvit"), kwargs
 
 
+def check_maskdit_has_decoder(sd: StateDict) -> None:
+    """MaskDiT's ``use_decoder=False`` variant (Table 2a's "DiT backbone") is not modelled: say so."""
+    if "decoder_pos_embed" not in sd:
+        raise UserError("this MaskDiT checkpoint has no decoder (no decoder_pos_embed, decoder_layer.*, "
+                        "decoder_blocks.*): it was trained with use_decoder=False, the encoder-only 'DiT backbone' "
+                        "of MaskDiT Table 2a, whose one-hot label Linear and DiT final layer mdreg does not model. "
+                        "Supported: MaskDiT checkpoints with the decoder (use_decoder=True, as released) with "
+                        "kind 'maskdit', and facebookresearch/DiT checkpoints with kind 'dit'")
+
+
 def infer_backbone(sd: StateDict, kind: str) -> tuple[str, dict[str, Any]]:
     """(registry name, constructor kwargs) of the mdreg backbone that holds ``sd`` (mdreg keys)."""
+    if kind == "maskdit":
+        check_maskdit_has_decoder(sd)
     return infer_dit(sd) if kind in ("dit", "maskdit") else infer_uvit(sd)
 
 
-def check_state_dict(model: nn.Module, sd: StateDict, source: str) -> None:
+def how_to_pass(names: list[str], cli: bool) -> str:
+    """The advice to give arguments ``names``, in the caller's own terms."""
+    if cli:
+        return f"pass {' '.join(f'--arg {k}=...' for k in names)} to tools/convert.py"
+    return f"pass {', '.join(f'{k}=...' for k in names)} to load_official"
+
+
+def backbone_arguments(sd: StateDict, kind: str, overrides: dict[str, Any], cli: bool = False
+                       ) -> tuple[str, dict[str, Any]]:
+    """(registry name, every constructor argument) for ``sd``: inferred from the shapes, then
+    ``overrides``. ``null_class=False`` (a U-ViT label table without a null row) counts every
+    row of ``label_emb`` as a class."""
+    backbone, kwargs = infer_backbone(sd, kind)
+    if kind == "uvit" and overrides.get("null_class") is False and "label_emb.weight" in sd:
+        kwargs["num_classes"] = sd["label_emb.weight"].shape[0]
+    kwargs.update(overrides)
+    unknown = [k for k, v in kwargs.items() if v is None]
+    if unknown:
+        raise UserError(f"cannot infer {', '.join(unknown)} of this {kind} checkpoint (width "
+                        f"{kwargs.get('hidden_size', kwargs.get('embed_dim'))} is not a published size); "
+                        f"{how_to_pass(unknown, cli)}")
+    return backbone, kwargs
+
+
+def check_state_dict(model: nn.Module, sd: StateDict, source: str, cli: bool = False) -> None:
     """One error listing every missing, unexpected and reshaped key."""
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
@@ -151,8 +220,26 @@ def check_state_dict(model: nn.Module, sd: StateDict, source: str) -> None:
     if missing or unexpected or reshaped:
         parts = [f"{label} ({len(keys)}): {', '.join(keys)}" for label, keys in
                  (("missing", missing), ("unexpected", unexpected), ("shape (checkpoint vs model)", reshaped)) if keys]
+        check = "--kind and the --arg values" if cli else "kind= and the model arguments"
         raise UserError(f"{source} does not match {type(model).__name__}: " + "; ".join(parts) +
-                        ". Check kind= and the model arguments (docs/official-checkpoints.md lists every key)")
+                        f". Check {check} (docs/official-checkpoints.md lists every key)")
+
+
+def build_official(source: str | Path | dict, kind: str, model: nn.Module | None = None, weights: str = "ema",
+                   overrides: dict[str, Any] | None = None, cli: bool = False
+                   ) -> tuple[nn.Module, str | None, dict[str, Any]]:
+    """:func:`load_official`, also returning the registry name and arguments the backbone was built
+    with (None and {} for a given ``model``); ``cli`` phrases advice as ``--arg`` options."""
+    check_kind(kind)
+    name = str(source) if not isinstance(source, dict) else f"official {kind} state dict"
+    sd = to_mdreg(read_checkpoint(source, weights), kind, weights)
+    backbone, kwargs = None, {}
+    if model is None:
+        backbone, kwargs = backbone_arguments(sd, kind, dict(overrides or {}), cli)
+        model = BACKBONES.get(backbone)(**kwargs)
+    check_state_dict(model, sd, name, cli)
+    model.load_state_dict(sd)
+    return model, backbone, kwargs
 
 
 def load_official(source: str | Path | dict, kind: str, model: nn.Module | None = None, weights: str = "ema",
@@ -164,21 +251,4 @@ def load_official(source: str | Path | dict, kind: str, model: nn.Module | None 
     ``model`` the backbone is built from the inferred architecture, updated by ``model_kwargs``
     (e.g. ``num_heads``, ``null_class=False`` for a U-ViT trained without a null label).
     """
-    check_kind(kind)
-    name = str(source) if not isinstance(source, dict) else f"official {kind} state dict"
-    sd = to_mdreg(read_checkpoint(source, weights), kind, weights)
-    if kind == "uvit" and model_kwargs.get("null_class") is False and "label_emb.weight" in sd:
-        model_kwargs.setdefault("num_classes", sd["label_emb.weight"].shape[0])
-    if model is None:
-        backbone, kwargs = infer_backbone(sd, kind)
-        kwargs.update(model_kwargs)
-        unknown = [k for k, v in kwargs.items() if v is None]
-        if unknown:
-            raise UserError(f"cannot infer {', '.join(unknown)} of this {kind} checkpoint (width "
-                            f"{kwargs.get('hidden_size', kwargs.get('embed_dim'))} is not a published size); "
-                            f"pass {', '.join(f'{k}=...' for k in unknown)} to load_official")
-        model = BACKBONES.get(backbone)(**kwargs)
-    check_state_dict(model, sd, name)
-    model.load_state_dict(sd)
-    return model
-
+    return build_official(source, kind, model, weights, model_kwargs)[0]

@@ -5,8 +5,8 @@ the identity once the checkpoint's wrapper prefix is stripped:
 
 * ``dit`` (facebookresearch/DiT): identity.
 * ``maskdit`` (Anima-Lab/MaskDiT, keys under ``model.``): identity; a checkpoint trained
-  without the MAE loss has no ``mask_token`` and the official model then uses zeros,
-  which is what is loaded.
+  without the MAE loss has no ``mask_token`` (the official model then uses zeros) and loads
+  into ``maskdit(mask_token=False)``, which does the same.
 * ``uvit`` (baofff/U-ViT): identity.
 * ``maskdm`` (jiachenlei/maskdm, network under ``encoder.``): renamed, see
   :data:`MASKDM_RENAMES`; the BEiT-style ``attn.q_bias``/``attn.v_bias`` become
@@ -45,13 +45,6 @@ def rename_prefix(key: str, renames: tuple[tuple[str, str], ...], reverse: bool 
         if key.startswith(src):
             return dst + key[len(src):]
     return key
-
-
-def maskdit_to_mdreg(sd: StateDict) -> StateDict:
-    out = dict(sd)
-    if "mask_token" not in out and "decoder_pos_embed" in out:
-        out["mask_token"] = out["decoder_pos_embed"].new_zeros(1, 1, out["decoder_pos_embed"].shape[-1])
-    return out
 
 
 def is_maskdm_dwt(official: StateDict) -> bool:
@@ -108,5 +101,5 @@ def identity(sd: StateDict) -> StateDict:
     return dict(sd)
 
 
-TO_MDREG = {"dit": identity, "maskdit": maskdit_to_mdreg, "uvit": identity, "maskdm": maskdm_to_mdreg}
+TO_MDREG = {"dit": identity, "maskdit": identity, "uvit": identity, "maskdm": maskdm_to_mdreg}
 FROM_MDREG = {"dit": identity, "maskdit": identity, "uvit": identity, "maskdm": maskdm_from_mdreg}

@@ -116,7 +116,8 @@ def maskdit_forward(sd, x, t, y_onehot, heads, decoder_heads, ids_shuffle=None, 
 
     Masking as the official code does it: tokens get positions, the first ``keep`` of
     ``ids_shuffle`` stay, the decoder appends mask tokens and un-shuffles with the inverse
-    permutation; labels are one-hot rows through a bias-free linear map.
+    permutation; labels are one-hot rows through a bias-free linear map. A network trained
+    without the MAE loss has no ``mask_token``: zeros are appended instead.
     """
     patch = sd["x_embedder.proj.weight"].shape[-1]
     tokens = patch_tokens(sd, "x_embedder.proj", x, patch) + sd["pos_embed"]
@@ -129,7 +130,8 @@ def maskdit_forward(sd, x, t, y_onehot, heads, decoder_heads, ids_shuffle=None, 
     h = adaln_linear(sd, "decoder_layer", tokens, c)
     if ids_shuffle is not None:
         width = h.shape[-1]
-        filler = sd["mask_token"].expand(b, n - keep, width)
+        token = sd["mask_token"] if "mask_token" in sd else h.new_zeros(1, 1, width)
+        filler = token.expand(b, n - keep, width)
         restore = torch.argsort(ids_shuffle, dim=1)
         h = torch.gather(torch.cat([h, filler], dim=1), 1, restore[:, :, None].expand(-1, -1, width))
     h = h + sd["decoder_pos_embed"]

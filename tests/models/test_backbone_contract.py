@@ -63,8 +63,7 @@ def test_masked_tokens_are_dropped_before_the_transformer(name):
     encoder = model.blocks if hasattr(model, "blocks") else [*model.in_blocks, model.mid_block]
     seen = tokens_seen(encoder, lambda: model(x, t, y, ids_keep=ids))
     per_cell = 2 if name == "uvit_dwt" else 1  # the DWT model keeps the cell's low and high token
-    extras = getattr(model, "extras", 0)
-    assert set(seen) == {extras + per_cell * 4}
+    assert set(seen) == {model.num_prefix_tokens + per_cell * 4}
     if name == "maskdit":
         assert set(tokens_seen(model.decoder_blocks, lambda: model(x, t, y, ids_keep=ids))) == {16}
 

@@ -8,6 +8,9 @@ compared with an independent functional forward of the official model
 from __future__ import annotations
 
 import argparse
+import fractions
+import pickle
+import warnings
 
 import pytest
 import torch
@@ -121,17 +124,67 @@ def test_maskdit_file_picks_ema_or_raw_weights(tmp_path):
     net, checkpoint = maskdit_official_file(ours)
     path = tmp_path / "checkpoint.pt"
     torch.save(checkpoint, path)
-    with pytest.warns(UserWarning, match="holds more than tensors"):  # its argparse Namespace needs a full unpickle
+    with warnings.catch_warnings():  # its argparse Namespace is allowed: weights_only loading, no warning
+        warnings.simplefilter("error")
         ema = load_official(path, "maskdit", num_heads=4, decoder_num_heads=4)
         raw = load_official(path, "maskdit", weights="model", num_heads=4, decoder_num_heads=4)
     assert torch.equal(ema.mask_token, net["mask_token"]) and torch.equal(raw.mask_token, net["mask_token"] + 1)
 
 
-def test_maskdit_without_mask_token_uses_zeros():
+def test_the_namespace_is_allowed_only_while_loading(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save(maskdit_official_file(small_maskdit())[1], path)
+    load_official(path, "maskdit", num_heads=4, decoder_num_heads=4)
+    with pytest.raises(pickle.UnpicklingError, match="argparse.Namespace"):  # not added for the whole process
+        torch.load(path, weights_only=True)
+
+
+def test_files_with_other_objects_still_load_after_a_warning(tmp_path):
+    ours = small_maskdit()
+    net, checkpoint = maskdit_official_file(ours)
+    path = tmp_path / "checkpoint.pt"
+    torch.save({**checkpoint, "args": fractions.Fraction(1, 3)}, path)  # a class weights_only refuses
+    with pytest.warns(UserWarning, match=r"holds more than tensors \(fractions.Fraction\)"):
+        model = load_official(path, "maskdit", num_heads=4, decoder_num_heads=4)
+    assert_same_state(model, ours.state_dict())
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint\n" * 20, b"\x80\x02garbage", b"PK\x03\x04broken zip"])
+def test_unreadable_file_is_one_user_error_naming_it(tmp_path, content):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "unpickling in full" warning for a file that is not a checkpoint
+        with pytest.raises(UserError, match=f"cannot read {path}: not a PyTorch checkpoint"):
+            load_official(path, "dit")
+
+
+def test_maskdit_without_mask_token_is_the_zero_filled_model():
     net = official_layout("maskdit", small_maskdit().state_dict())
     del net["mask_token"]
     model = load_official(net, "maskdit", num_heads=4, decoder_num_heads=4)
-    assert torch.equal(model.mask_token, torch.zeros(1, 1, 32))
+    assert model.mask_token is None and "mask_token" not in model.state_dict()
+    x, t, y = torch.randn(3, 4, 8, 8), torch.tensor([-1.3, 0.1, 0.9]), torch.tensor([2, 9, 10])
+    mask = patch_mask(3, model.grid_size, 0.5, 2)
+    shuffle, keep = shuffle_from_mask(mask), int((~mask[0]).sum())
+    with torch.no_grad():
+        ref = maskdit_forward(net, x, t, F.one_hot(y, 11)[:, :10].float(), 4, 4, shuffle, keep)
+        assert rel_diff(model(x, t, y, ids_keep=visible_ids(mask)), ref) <= TOL
+
+
+def test_maskdit_without_decoder_is_refused_clearly():
+    dit_part = {k: v for k, v in official_layout("maskdit", small_maskdit().state_dict()).items()
+                if not k.startswith(("decoder", "mask_token", "final_layer"))}
+    dit_part["final_layer.linear.weight"] = torch.zeros(16, 64)  # DiT's final layer on the 64-wide encoder
+    with pytest.raises(UserError, match="no decoder .*use_decoder=False.* not model.*Supported: MaskDiT checkpoints "
+                                        "with the decoder"):
+        load_official({"ema": {f"model.{k}": v for k, v in dit_part.items()}}, "maskdit", num_heads=4)
+
+
+def test_unknown_head_count_advice_fits_the_python_api():
+    official = official_layout("dit", small_dit().state_dict())  # width 64 is no published size
+    with pytest.raises(UserError, match=r"cannot infer num_heads .* pass num_heads=\.\.\. to load_official$"):
+        load_official(official, "dit")
 
 
 # -- U-ViT (baofff) --------------------------------------------------------------------------------

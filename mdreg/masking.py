@@ -5,8 +5,21 @@ with the same number of masked tokens in every row so that the visible tokens fo
 dense (B, K) index tensor (:func:`visible_ids`) that backbones gather. Randomness comes
 only from the ``generator`` passed in, so a seeded run masks identically on resume.
 
-Rounding: every masker hides exactly ``floor(ratio * N)`` tokens (MaskDiT sec. 2.2:
-"we randomly remove floor(rN) patches"); see each class for how its shape fits that count.
+Rounding: how many tokens a ratio r hides is the masker's ``rounding`` option, and
+``masker.num_masked(ratio, n)`` is THE count (the trainer uses it to size the visible set):
+
+* ``"mask_floor"`` (default): hide floor(r N) (MaskDiT sec. 2.2: "we randomly remove
+  floor(rN) patches"; maskdm's patch masking, ``datasets/masking_generator.py``
+  ``RandomMaskingGenerator``: ``num_mask = int(mask_ratio * num_patches)``);
+* ``"keep_floor"``: keep int(N (1 - r)), i.e. hide N - int(N (1 - r)) (official MaskDiT,
+  ``models/maskdit.py`` ``get_mask``/``mask_tokens``: ``len_keep = int(length * (1 -
+  mask_ratio))``). It hides one token more than ``mask_floor`` whenever r N is not whole
+  (MaskDiT's cosine unmasking schedule);
+* ``"whole_blocks"`` (block masker): hide only whole blocks, floor(r N) // b^2 of them
+  (maskdm ``RandomBlockMaskingGenerator``);
+* ``"square_window"`` (crop masker): the visible window is the largest square of at most
+  N - floor(r N) patches (maskdm's configs set the crop side: 15 / 11 / 5 on the 16x16
+  grid for 10 / 50 / 90%, ``configs/ablation/.../crop/celeba_{10p,50p,90p}.yml``).
 """
 from __future__ import annotations
 
@@ -21,10 +34,22 @@ from mdreg.rng import rand
 
 
 def num_masked(ratio: float, n: int) -> int:
-    """floor(ratio * n), robust to float error (0.29 * 100 -> 29, not 28)."""
+    """floor(ratio * n), robust to float error (0.29 * 100 -> 29, not 28): the ``mask_floor`` rule.
+
+    maskdm computes ``int(mask_ratio * num_patches)`` in plain floats, which agrees except where
+    the product falls just below a whole number (28.999999999999996 for 0.29 * 100); none of
+    MaskDM's ratios (0.1, 0.5, 0.7, 0.9 on 256 / 1024 / 4096 patches) is such a case."""
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"mask ratio must be in [0, 1], got {ratio}")
     return min(n, int(math.floor(ratio * n + 1e-6)))
+
+
+def num_masked_keep_floor(ratio: float, n: int) -> int:
+    """n - int(n * (1 - ratio)): official MaskDiT keeps ``int(length * (1 - mask_ratio))`` tokens
+    (``models/maskdit.py`` ``get_mask``), computed here with the same float expression so every
+    ratio, float error included, gives the official count."""
+    num_masked(ratio, 1)  # validates the range
+    return n - int(n * (1.0 - ratio))
 
 
 def visible_ids(mask: torch.Tensor, keep: int | None = None) -> torch.Tensor:
@@ -41,17 +66,30 @@ def visible_ids(mask: torch.Tensor, keep: int | None = None) -> torch.Tensor:
 
 
 class Masker(abc.ABC):
-    """Base class: ``masker(batch, grid, generator, device, ratio=None) -> (B, N) bool``."""
+    """Base class: ``masker(batch, grid, generator, device, ratio=None) -> (B, N) bool``.
 
-    def __init__(self, ratio: float = 0.5):
+    ``rounding`` names the count rule (module docstring); :meth:`num_masked` applies it."""
+
+    roundings: tuple[str, ...] = ("mask_floor", "keep_floor")
+
+    def __init__(self, ratio: float = 0.5, rounding: str = "mask_floor"):
         num_masked(ratio, 1)  # validates the range
-        self.ratio = float(ratio)
+        if rounding not in self.roundings:
+            raise ValueError(f"{type(self).__name__}: rounding={rounding!r} is not a rule of this masker; choose one "
+                             f"of {', '.join(map(repr, self.roundings))} (see mdreg/masking.py)")
+        self.ratio, self.rounding = float(ratio), rounding
+
+    def num_masked(self, ratio: float, n: int) -> int:
+        """How many of ``n`` tokens this masker hides at ``ratio``, by its ``rounding`` rule."""
+        if self.rounding == "keep_floor":
+            return num_masked_keep_floor(ratio, n)
+        return num_masked(ratio, n)
 
     def __call__(self, batch: int, grid: tuple[int, int], generator: torch.Generator | None = None,
                  device: torch.device | str = "cpu", ratio: float | None = None) -> torch.Tensor:
         ratio = self.ratio if ratio is None else ratio
         n = grid[0] * grid[1]
-        k = num_masked(ratio, n)
+        k = self.num_masked(ratio, n)
         if k == 0:
             return torch.zeros(batch, n, dtype=torch.bool, device=device)
         return self.sample(batch, grid, k, generator).to(device)
@@ -61,7 +99,8 @@ class Masker(abc.ABC):
         """(B, N) bool mask with exactly ``k`` True per row, on the generator's device."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(ratio={self.ratio})"
+        rounding = "" if self.rounding == "mask_floor" else f", rounding={self.rounding!r}"
+        return f"{type(self).__name__}(ratio={self.ratio}{rounding})"
 
 
 @MASKERS.register("none", aliases=("unmasked",))
@@ -70,6 +109,9 @@ class NoMasker(Masker):
 
     def __init__(self, ratio: float = 0.0):
         super().__init__(ratio)
+
+    def num_masked(self, ratio, n):
+        return 0
 
     def __call__(self, batch, grid, generator=None, device="cpu", ratio=None):
         return torch.zeros(batch, grid[0] * grid[1], dtype=torch.bool, device=device)
@@ -80,8 +122,9 @@ class NoMasker(Masker):
 
 @MASKERS.register("patch", aliases=("random",))
 class PatchMasker(Masker):
-    """Patch-wise masking (MaskDM fig. 3a; MaskDiT sec. 3.1): floor(ratio*N) patches chosen
-    uniformly without replacement, independently per sample."""
+    """Patch-wise masking (MaskDM fig. 3a; MaskDiT sec. 3.1): ``num_masked`` patches (floor(ratio*N),
+    or with ``rounding="keep_floor"`` N - int(N (1 - ratio)) as official MaskDiT) chosen uniformly
+    without replacement, independently per sample (argsort of uniform noise, as both codes do)."""
 
     def sample(self, batch, grid, k, generator):
         n = grid[0] * grid[1]
@@ -95,19 +138,28 @@ class BlockMasker(Masker):
     """Block-wise masking (MaskDM sec. 4.2, fig. 3a): hides squares of ``block_size`` x
     ``block_size`` patches (MaskDM uses 2, 4 and 8) on the block grid.
 
-    Rounding: to hide exactly k = floor(ratio * N) patches, ``k // b^2`` whole blocks are
-    chosen uniformly without replacement (as maskdm does); the remaining ``k mod b^2``
-    patches come from one more randomly chosen block, filled in raster order (its first
-    rows), so the mask is whole blocks plus at most one partial block. (maskdm masks only
-    the whole blocks, i.e. fewer than floor(ratio * N) patches when b^2 does not divide k.)
-    The grid must be divisible by ``block_size``.
+    Rounding: ``k // b^2`` whole blocks are chosen uniformly without replacement (k =
+    ``num_masked``). With ``rounding="whole_blocks"`` that is all (k = b^2 (floor(ratio*N) //
+    b^2), maskdm's ``RandomBlockMaskingGenerator``: ``int(mask_ratio * num_patches) //
+    block_size**2`` blocks, so 10% of 256 patches in 4x4 blocks hides one block, 16 patches).
+    With ``mask_floor`` / ``keep_floor`` the remaining ``k mod b^2`` patches come from one more
+    randomly chosen block, filled in raster order (its first rows), so exactly k patches are
+    hidden: whole blocks plus at most one partial block. The grid must be divisible by ``block_size``.
     """
 
-    def __init__(self, ratio: float = 0.5, block_size: int = 4):
-        super().__init__(ratio)
+    roundings = ("mask_floor", "keep_floor", "whole_blocks")
+
+    def __init__(self, ratio: float = 0.5, block_size: int = 4, rounding: str = "mask_floor"):
+        super().__init__(ratio, rounding)
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1 (patches per block side), got {block_size}")
         self.block_size = int(block_size)
+
+    def num_masked(self, ratio, n):
+        if self.rounding == "whole_blocks":
+            cells = self.block_size ** 2
+            return num_masked(ratio, n) // cells * cells
+        return super().num_masked(ratio, n)
 
     def sample(self, batch, grid, k, generator):
         b = self.block_size
@@ -121,7 +173,7 @@ class BlockMasker(Masker):
         return rearrange(blocks, "n (hn wn) (hb wb) -> n (hn hb wn wb)", hn=grid[0] // b, hb=b)
 
     def __repr__(self) -> str:
-        return f"BlockMasker(ratio={self.ratio}, block_size={self.block_size})"
+        return super().__repr__()[:-1] + f", block_size={self.block_size})"
 
 
 @MASKERS.register("crop", aliases=("cropping",))
@@ -129,13 +181,21 @@ class CropMasker(Masker):
     """Cropping (MaskDM sec. 4.2, fig. 3a): one square window of patches stays visible, at a
     uniformly random position; everything outside it is masked.
 
-    Rounding: the visible count is V = N - floor(ratio * N). If V is a square, the window
-    is sqrt(V) x sqrt(V). Otherwise the window side is S = ceil(sqrt(V)) and it is filled
-    in a fixed order until V patches are visible: the s x s square (s = floor(sqrt(V)))
-    first, then the column to its right top-down, then the bottom row left to right — a
-    square with a partial border on two sides. (maskdm sets the crop side directly; here
-    the ratio decides, so every masker hides exactly floor(ratio * N) patches.)
+    Rounding: the visible count is V = N - ``num_masked``. With ``rounding="square_window"``
+    the window is the largest square that fits, side floor(sqrt(N - floor(ratio * N))), which
+    is how maskdm's configs choose their crop side (15 / 11 / 5 on a 16x16 grid for 10 / 50 /
+    90% masking). Otherwise: if V is a square the window is sqrt(V) x sqrt(V); if not, the
+    window side is S = ceil(sqrt(V)) and it is filled in a fixed order until V patches are
+    visible: the s x s square (s = floor(sqrt(V))) first, then the column to its right
+    top-down, then the bottom row left to right — a square with a partial border on two sides.
     """
+
+    roundings = ("mask_floor", "keep_floor", "square_window")
+
+    def num_masked(self, ratio, n):
+        if self.rounding == "square_window":
+            return n - math.isqrt(n - num_masked(ratio, n)) ** 2
+        return super().num_masked(ratio, n)
 
     def sample(self, batch, grid, k, generator):
         visible = grid[0] * grid[1] - k
@@ -201,7 +261,9 @@ class LinearRatio(MaskSchedule):
 @MASK_SCHEDULES.register("cosine")
 class CosineRatio(MaskSchedule):
     """MaskDiT's cosine-ratio unmasking tuning (sec. 2.2): r = base * cos^power(pi/2 * i/n),
-    i = step, n = total steps; MaskDiT uses base 0.5 (the masker's ratio) and power 4."""
+    i = step, n = total steps; MaskDiT uses base 0.5 (the masker's ratio) and power 4 (official
+    ``train_utils/helper.py`` ``get_mask_ratio_fn("cosine4")``: 0.5 cos^4(pi x / 2), x = steps
+    since the tuning started / ``max_num_steps``)."""
 
     def __init__(self, power: float = 4.0):
         if power <= 0:

@@ -15,12 +15,18 @@ once (``ours_m50`` is the default: Table 2a "Our backbone, mask 50%", 2b "lambda
 
 No unmasking tuning: the ablations are evaluated straight after masked training.
 
+Mask token: the official model has one only when the MAE loss is on (lambda > 0); at lambda = 0
+masked positions enter the decoder as zeros. So the default model here is built with
+``mask_token=False`` and the lambda > 0 runs switch it back on (``model.mask_token``).
+
     python tools/launch.py recipes/maskdit_in256_table2.py --only ours_m50,dit_m50
     python tools/launch.py --diff recipes/maskdit_in256_table2.py@ours_m50 recipes/maskdit_in256_table2.py@dit_m50
 """
 from .common.evaluation import fid
-from .common.maskdit import dit_xl2, heun, masked_training
-from .maskdit_in256 import data, launch, model, paths, train
+from .common.maskdit import dit_xl2, heun, masked_training, maskdit_xl2
+from .maskdit_in256 import data, launch, paths, train
+
+model = maskdit_xl2(latent_size=32, mask_token=False)  # lambda = 0 by default: no mask token, zeros (see above)
 
 stages = dict(main=masked_training(steps=400_000, batch_size=1024, ratio=0.5, mae_weight=0.0, dsm_on="unmasked"))
 
@@ -39,11 +45,14 @@ sweep = [
     _run("ours_m0", "a, our backbone, mask 0%: FID 13.71", **{"stages.main.masker.ratio": 0.0}),
     _run("ours_m50", "a/2b/2c, our backbone, mask 50%, lambda 0, DSM on unmasked: FID 12.31 (400k), 12.42 (800k)"),
     _run("ours_m75", "a, our backbone, mask 75%: FID 121.16", **{"stages.main.masker.ratio": 0.75}),
-    _run("lambda0.01", "b, lambda 0.01: FID 13.76 (400k), 12.93 (800k)", **{"stages.main.objective.mae_weight": 0.01}),
+    _run("lambda0.01", "b, lambda 0.01: FID 13.76 (400k), 12.93 (800k)",
+         **{"stages.main.objective.mae_weight": 0.01, "model.mask_token": True}),
     _run("lambda0.1", "b/2c, lambda 0.1, DSM on unmasked: FID 8.87 (400k), 7.19 (800k)",
-         **{"stages.main.objective.mae_weight": 0.1}),
-    _run("lambda1.0", "b, lambda 1.0: FID 9.76 (400k), 12.74 (800k)", **{"stages.main.objective.mae_weight": 1.0}),
+         **{"stages.main.objective.mae_weight": 0.1, "model.mask_token": True}),
+    _run("lambda1.0", "b, lambda 1.0: FID 9.76 (400k), 12.74 (800k)",
+         **{"stages.main.objective.mae_weight": 1.0, "model.mask_token": True}),
     _run("full_lambda0", "c, DSM on full tokens, lambda 0: FID 10.59", **{"stages.main.objective.dsm_on": "full"}),
     _run("full_lambda0.1", "c, DSM on full tokens, lambda 0.1: FID 9.72",
-         **{"stages.main.objective.dsm_on": "full", "stages.main.objective.mae_weight": 0.1}),
+         **{"stages.main.objective.dsm_on": "full", "stages.main.objective.mae_weight": 0.1,
+            "model.mask_token": True}),
 ]

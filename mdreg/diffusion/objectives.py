@@ -2,7 +2,9 @@
 
 Every objective is called as ``objective(net, x0, y=None, ids_keep=None, generator=None)``
 and returns a :class:`LossOutput`; ``objective.model_fn(net, y, guidance_scale)`` gives
-samplers the matching prediction function. ``ids_keep`` (B, K) lists the visible patch
+samplers the matching prediction function, guided on the objective's ``guided_channels``
+(None = every data channel; DiT's official sampling guides 3, see
+:func:`mdreg.diffusion.model_fn.guided`). ``ids_keep`` (B, K) lists the visible patch
 tokens (from a masker); ``None`` means no masking.
 """
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mdreg.diffusion.model_fn import EpsModel
+from mdreg.diffusion.model_fn import EpsModel, check_guided_channels
 from mdreg.models.layers import gather_tokens, patchify
 from mdreg.registry import OBJECTIVES
 from mdreg.rng import randn
@@ -40,18 +42,20 @@ class EpsilonObjective:
 
     visible_only = False
 
-    def __init__(self, schedule):
+    def __init__(self, schedule, guided_channels: int | None = None):
         if getattr(schedule, "kind", None) != "discrete":
             raise ValueError(f"{type(self).__name__} needs a discrete DDPM noise schedule (ddpm_linear, ddpm_cosine), "
                              f"got {schedule!r}; EDM schedules go with objective 'edm' or 'maskdit'")
         self.schedule = schedule
+        self.guided_channels = check_guided_channels(guided_channels)
 
     def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None, ids_keep: torch.Tensor | None = None,
                  generator: torch.Generator | None = None) -> LossOutput:
         t = self.schedule.sample_timesteps(x0.shape[0], generator, x0.device)
         noise = randn(x0.shape, generator, x0.device, x0.dtype)
         x_t = self.schedule.add_noise(x0, t, noise)
-        pred = net(x_t, t.to(x0.dtype), y, ids_keep=ids_keep)[:, :x0.shape[1]]  # DiT's learned sigma: ignored
+        # a learned-sigma backbone's variance channels get no loss here: objective 'iddpm_hybrid' trains them
+        pred = net(x_t, t.to(x0.dtype), y, ids_keep=ids_keep)[:, :x0.shape[1]]
         err = (pred.float() - noise.float()) ** 2
         if ids_keep is not None and self.visible_only:
             loss = gather_tokens(per_patch_mean(err, net).unsqueeze(-1), ids_keep).mean()
@@ -63,7 +67,7 @@ class EpsilonObjective:
         return LossOutput(loss, {"loss": loss.detach()})
 
     def model_fn(self, net, y: torch.Tensor | None = None, guidance_scale: float = 1.0) -> EpsModel:
-        return EpsModel(net, self.schedule, y, guidance_scale)
+        return EpsModel(net, self.schedule, y, guidance_scale, self.guided_channels)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.schedule!r})"

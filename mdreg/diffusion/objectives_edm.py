@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from mdreg.diffusion.model_fn import check_guided_channels
 from mdreg.diffusion.objectives import LossOutput, backbone_of, per_patch_mean
 from mdreg.diffusion.preconditioning import EDMDenoiser, EDMPreconditioning, as_column
 from mdreg.diffusion.schedules_edm import EDMSchedule
@@ -20,7 +21,8 @@ from mdreg.rng import randn
 class EDMObjectiveBase:
     """Noise at log-normal sigmas and denoise through the EDM preconditioning."""
 
-    def __init__(self, schedule: EDMSchedule | None = None):
+    def __init__(self, schedule: EDMSchedule | None = None, guided_channels: int | None = None):
+        self.guided_channels = check_guided_channels(guided_channels)
         schedule = schedule if schedule is not None else EDMSchedule()
         if getattr(schedule, "kind", None) != "edm":
             raise ValueError(f"{type(self).__name__} needs the 'edm' noise schedule, got {schedule!r}; discrete DDPM "
@@ -36,7 +38,7 @@ class EDMObjectiveBase:
         return out.float(), noisy.float(), as_column(self.schedule.loss_weight(sigma.float()), out.float())
 
     def model_fn(self, net, y: torch.Tensor | None = None, guidance_scale: float = 1.0) -> EDMDenoiser:
-        return EDMDenoiser(net, self.schedule, y, guidance_scale)
+        return EDMDenoiser(net, self.schedule, y, guidance_scale, self.guided_channels)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.schedule!r})"
@@ -65,15 +67,15 @@ class MaskDiTLoss(EDMObjectiveBase):
       patches (``dsm_on="full"``, Table 2c).
     * L_MAE (eq. 7): on masked patches only, the squared error between D and the noisy input
       x0 + sigma n, the target normalised per patch by its mean and variance (eps 1e-6,
-      ``torch.var``'s unbiased estimate, as the official code); no EDM weight.
+      ``torch.var``'s unbiased estimate, as official ``train_utils/loss.py`` ``mae_loss``); no EDM weight.
 
     Per-sample means over patches, then the batch mean. Without masking (unmasking tuning
     with the zero-ratio schedule) it is the plain EDM loss.
     """
 
     def __init__(self, schedule: EDMSchedule | None = None, mae_weight: float = 0.1, dsm_on: str = "unmasked",
-                 norm_eps: float = 1e-6):
-        super().__init__(schedule)
+                 norm_eps: float = 1e-6, guided_channels: int | None = None):
+        super().__init__(schedule, guided_channels)
         if dsm_on not in ("unmasked", "full"):
             raise ValueError(f"maskdit objective: dsm_on must be 'unmasked' or 'full', got {dsm_on!r}")
         if mae_weight < 0:

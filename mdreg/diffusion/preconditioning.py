@@ -53,16 +53,21 @@ class EDMPreconditioning:
 
 class EDMDenoiser:
     """What EDM samplers call: ``D(x, sigma)`` with classifier-free guidance
-    ``D_u + s (D_c - D_u)`` (MaskDiT sec. 2.1), the unconditional pass using ``net.null_label``."""
+    ``D_u + s (D_c - D_u)`` (MaskDiT sec. 2.1) on the first ``guided_channels`` channels (None =
+    all, as MaskDiT's ``forward_with_cfg``), the unconditional pass using ``net.null_label``.
+    D is affine in F with the same x in both passes, so guiding D guides F."""
 
     kind = "edm"
 
-    def __init__(self, net, schedule, y: torch.Tensor | None = None, guidance_scale: float = 1.0):
+    def __init__(self, net, schedule, y: torch.Tensor | None = None, guidance_scale: float = 1.0,
+                 guided_channels: int | None = None):
         self.net, self.schedule, self.y, self.guidance_scale = net, schedule, y, guidance_scale
+        self.guided_channels = guided_channels
         self.precond = EDMPreconditioning(schedule.sigma_data)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         def call(x_, sigma_, y_):
             return self.precond.denoise(self.net, x_, sigma_, y_)
         sigma = as_column(sigma, x).flatten()
-        return guided(call, x, sigma, self.y, self.guidance_scale, getattr(self.net, "null_label", None))
+        return guided(call, x, sigma, self.y, self.guidance_scale, getattr(self.net, "null_label", None),
+                      self.guided_channels)

@@ -26,6 +26,16 @@ class DiscreteSchedule:
         self.betas = betas
         self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
         self.num_timesteps = len(betas)
+        prev = torch.cat([betas.new_ones(1), self.alphas_cumprod[:-1]])
+        # the posterior q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, beta~_t) (Ho et al. eq. 6-7)
+        self.posterior_variance = betas * (1 - prev) / (1 - self.alphas_cumprod)
+        self.posterior_x0_coef = betas * prev.sqrt() / (1 - self.alphas_cumprod)
+        self.posterior_xt_coef = (1 - prev) * (1 - betas).sqrt() / (1 - self.alphas_cumprod)
+        # beta~_0 = 0: its log takes beta~_1 instead (iDDPM / DiT ``posterior_log_variance_clipped``)
+        clipped = torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]]) if len(betas) > 1 else betas
+        self.posterior_log_variance_clipped = clipped.log()
+        self.log_betas = betas.log()
+        self.timestep_map = list(range(len(betas)))
 
     def abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """alpha-bar at integer timesteps ``t`` (B,), shaped to broadcast against ``like``.
@@ -33,6 +43,27 @@ class DiscreteSchedule:
         table = torch.cat([self.alphas_cumprod.new_ones(1), self.alphas_cumprod]).to(like.device)
         out = table[(t + 1).long().to(like.device)]
         return out.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
+
+    def at(self, table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``table[t]`` for integer timesteps ``t`` (B,), in ``like``'s dtype, shaped to broadcast against it."""
+        out = table.to(like.device)[t.long().to(like.device)]
+        return out.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
+
+    def posterior_mean(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean of q(x_{t-1} | x_t, x0) (Ho et al. eq. 7); at t = 0 it is x0."""
+        return self.at(self.posterior_x0_coef, t, x_t) * x0 + self.at(self.posterior_xt_coef, t, x_t) * x_t
+
+    def respaced(self, timesteps: list[int]) -> "DiscreteSchedule":
+        """The chain that visits only ``timesteps`` (ascending): its step i has beta
+        ``1 - abar[t_i] / abar[t_{i-1}]`` (Nichol & Dhariwal sec. 4; DiT ``respace.py``
+        ``SpacedDiffusion``), and ``timestep_map[i] = t_i`` is what the network is given."""
+        if sorted(set(timesteps)) != list(timesteps) or timesteps[0] < 0 or timesteps[-1] >= self.num_timesteps:
+            raise ValueError(f"respaced timesteps must be ascending, distinct and in [0, {self.num_timesteps}), "
+                             f"got {timesteps[:3]}...{timesteps[-3:]}")
+        kept = self.alphas_cumprod[list(timesteps)]
+        chain = DiscreteSchedule(1 - kept / torch.cat([kept.new_ones(1), kept[:-1]]))
+        chain.timestep_map = list(timesteps)
+        return chain
 
     def abar_at(self, t: int) -> float:
         """alpha-bar at one integer timestep as a float (``t = -1``: 1.0); samplers use it

@@ -10,6 +10,8 @@ Shared by every MaskDM recipe, so a recipe states only what its Table 5 row chan
 * masked pre-training = MDSM on the visible patches (eq. 4); fine-tuning = DSM on all
   patches (eq. 1), started from the pre-training's raw weights (the official fine-tuning
   loads the checkpoint's ``model`` entry, not its EMA);
+* maskdm's mask counts (:func:`masker`) and DDIM as maskdm samples: x0 clipped to [-1, 1], the
+  network's raw epsilon in the update (:func:`ddim`);
 * mixed precision (sec. 4.1). The paper's V100s only offer fp16; we use bf16 (no loss
   scaling, and none of the fp16 NaNs reported for long masked runs, MaskDiT issue #4):
   ``stages.<name>.precision=fp16`` reproduces the original numerics.
@@ -34,17 +36,24 @@ def noise(kind: str):
 
 
 def masker(kind: str, ratio: float, block_size: int | None = None):
-    """Fig. 3a mask types: ``patch``, ``block`` (``block_size`` x ``block_size`` patches) or ``crop``."""
+    """Fig. 3a mask types with maskdm's counts (``datasets/masking_generator.py``): ``patch`` hides
+    floor(r N) patches; ``block`` (``block_size`` x ``block_size`` patches) hides floor(r N) // b^2 whole
+    blocks (``rounding="whole_blocks"``); ``crop`` keeps the largest square window of at most
+    N - floor(r N) patches visible (``rounding="square_window"``: maskdm's crop sides 15 / 11 / 5 at 10 /
+    50 / 90% on CelebA 64px)."""
     if kind == "block":
-        return L("masker:block")(ratio=ratio, block_size=block_size)
+        return L("masker:block")(ratio=ratio, block_size=block_size, rounding="whole_blocks")
     if block_size is not None:
         raise ValueError(f"block_size is for block masking, not {kind!r}")
+    if kind == "crop":
+        return L("masker:crop")(ratio=ratio, rounding="square_window")
     return L(f"masker:{kind}")(ratio=ratio)
 
 
 def ddim(steps: int, eta: float):
-    """DDIM with x0 clipped to [-1, 1] (Table 6: DDIM-500/250, eta 1.0 or 0.8)."""
-    return L("sampler:ddim")(steps=steps, eta=eta)
+    """DDIM with x0 clipped to [-1, 1] and the network's raw epsilon in the update, as maskdm samples
+    (``gaussian_ddpm.py`` ``ddim_sample``; ``eps_after_clip="raw"``) (Table 6: DDIM-500/250, eta 1.0 or 0.8)."""
+    return L("sampler:ddim")(steps=steps, eta=eta, eps_after_clip="raw")
 
 
 def _stage(objective: str, *, steps: int, batch_size: int, lr: float, noise_kind: str, ema_every: int,

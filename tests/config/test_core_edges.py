@@ -80,7 +80,7 @@ def test_a_recipe_that_registers_a_component_loads_twice(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--img-size", "7"], "img_size 7 is not a multiple of patch_size 4"),
+    (["--img-size", "7"], "patch_size=4 does not divide img_size=7"),
     (["--mask-ratio", "1.5"], "need a batch >= 1 and 0 <= ratio < 1"),
     (["--arg", "patch_size=0"], "cannot be built or counted"),
 ])

@@ -19,7 +19,8 @@ def test_every_cell_of_a_grid_and_the_second_stage_by_override(capsys):
     assert main([str(R / "maskdm_transfer_table3.py"), "--eval-commands", "evaluation.stage=tune_1pct"]) == 0
     out = capsys.readouterr().out
     for run in ("celebahq", "vggface2", "scratch"):
-        assert f"runs/maskdm_transfer_table3/{run} --stage tune_1pct --sampler ddim steps=250 eta=1.0 --num 10000" in out
+        assert f"runs/maskdm_transfer_table3/{run} --stage tune_1pct --sampler ddim steps=250 eta=1.0 eps_after_clip=raw --num 10000" \
+                in out  # maskdm samples with the raw epsilon after clipping
     assert "/data/celebahq --inception-weights $INCEPTION_WEIGHTS --reference-resolution 256" in out  # all of it
     assert "--guidance" not in out
     assert main([str(R / "toy_rose.py"), "--eval-commands"]) == 0

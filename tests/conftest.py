@@ -75,8 +75,8 @@ def make_trainer(recipe: Path, overrides: list[str] | None = None, stage: str = 
     from mdreg.engine.trainer import Trainer
 
     plan = build_plan(recipe, overrides)
-    return Trainer(plan.cfg, stage, plan.run_dir, env=env or DistEnv())
+    return Trainer.for_stage(plan.cfg, stage, plan.run_dir, env or DistEnv())
 
 
 def final_state(trainer) -> dict:
-    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    return {k: v.detach().clone() for k, v in trainer.parts.model.state_dict().items()}

@@ -1,6 +1,6 @@
-"""One benchmark case: build the trainer, feed it random batches, time its ``train_step``.
+"""One benchmark case: build the stage's parts, feed random batches, time its train step.
 
-A train step is what the trainer does per optimizer step: forward + backward + optimizer
+A train step is what the trainer does per optimizer step (:func:`mdreg.engine.step.train_step`): forward + backward + optimizer
 step (fused AdamW on CUDA), plus the EMA update unless ``ema=False`` (the official numbers
 we compare with exclude it). Images/s = global batch / median window time per step.
 Achieved TFLOP/s = images/s x 3 x forward FLOPs per image (fvcore MACs x 2; backward
@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import copy
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass
 
 import torch
 
 from mdreg.benchmark.configs import prepare
 from mdreg.benchmark.timing import peak_memory_gb, reset_peak_memory, time_windows
+from mdreg.engine.backends import configure_process
 from mdreg.engine.distributed import DistEnv, pick_device
-from mdreg.engine.trainer import Trainer
+from mdreg.engine.parts import StageParts, build_stage
+from mdreg.engine.settings import TrainSettings
+from mdreg.engine.step import train_step
+from mdreg.engine.wrap import wrap
 
 
 @dataclass
@@ -62,29 +65,30 @@ def run_case(name: str, cfg, stage: str, mask_ratio: float | None, batch: int | 
     if mask_ratio is not None:
         cfg.stages[stage].masker.ratio = float(mask_ratio)
     dev = pick_device(device, 0)
+    env = DistEnv(device=dev)
+    configure_process(cfg.train, dev)
     reset_peak_memory(dev)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, stage, tmp, env=DistEnv(device=dev))
-        trainer.monitor.close()
-        global_batch = trainer.stage.batch_size
-        batches = [_random_batch(trainer, global_batch, seed) for seed in (0, 1)]
-        state = {"i": 0, "loss": None}
+    parts = build_stage(cfg, stage, env)
+    settings = TrainSettings.from_config(cfg.train)
+    net, _ = wrap(parts.model, env, settings.compile, settings.find_unused_parameters, settings.compile_mode)
+    global_batch = parts.batch_size
+    batches = [random_batch(parts, global_batch, seed) for seed in (0, 1)]
+    state = {"i": 0, "loss": None}
 
-        def step():
-            x, y = batches[state["i"] % 2]
-            state["i"] += 1
-            loss, _, _ = trainer.train_step(x, y)
-            state["loss"] = loss
+    def step():
+        x, y = batches[state["i"] % 2]
+        state["loss"] = train_step(parts, net, state["i"], x, y).loss
+        state["i"] += 1
 
-        times = time_windows(step, dev, warmup, windows, window_steps)
-        if profile:
-            write_profile(step, dev, profile)
-        ratio = trainer.stage.mask_ratio(trainer.step)
-        per_step = statistics.median(times) / window_steps
-        gmacs = forward_gmacs(trainer.model, batch=1, mask_ratio=ratio)
-        memory = peak_memory_gb(dev)
-        loss = float(state["loss"])
-        precision = trainer.stage.precision
+    times = time_windows(step, dev, warmup, windows, window_steps)
+    if profile:
+        write_profile(step, dev, profile)
+    ratio = parts.mask_ratio(state["i"])
+    per_step = statistics.median(times) / window_steps
+    gmacs = forward_gmacs(parts.model, batch=1, mask_ratio=ratio)
+    memory = peak_memory_gb(dev)
+    loss = float(state["loss"])
+    precision = parts.precision.mode
     images = global_batch / per_step
     tflops = images * gmacs * 2 * 3 / 1e3
     spread = 100 * (max(times) - min(times)) / statistics.median(times)
@@ -92,14 +96,14 @@ def run_case(name: str, cfg, stage: str, mask_ratio: float | None, batch: int | 
                   tflops / peak_tflops if peak_tflops else None, memory, loss, ema)
 
 
-def _random_batch(trainer, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of the (random-tensor) dataset, already on the device."""
+def random_batch(parts: StageParts, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch shaped like the stage's dataset, already on the device."""
     g = torch.Generator().manual_seed(seed)
-    data = trainer.dataset
+    data = parts.dataset
     x = torch.randn(batch, data.channels, data.resolution, data.resolution, generator=g)
     classes = getattr(data, "num_classes", 0)
     y = torch.randint(classes, (batch,), generator=g) if classes else torch.full((batch,), -1)
-    return x.to(trainer.device), y.to(trainer.device)
+    return x.to(parts.device), y.to(parts.device)
 
 
 def write_profile(step, device: torch.device, path: str, steps: int = 3) -> None:

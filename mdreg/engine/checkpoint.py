@@ -16,6 +16,7 @@ import torch
 
 from mdreg.config.serialize import atomic_write, atomic_write_text
 from mdreg.errors import UserError
+from mdreg.paths import local_path
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 
@@ -67,8 +68,9 @@ class CheckpointManager:
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint safely (``weights_only=True``), with a clear error if unreadable."""
-    path = Path(path)
+    """Load a checkpoint (a local path or an iopath URI, :mod:`mdreg.paths`) safely
+    (``weights_only=True``), with a clear error if unreadable."""
+    path = local_path(path, "checkpoint")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:

@@ -19,6 +19,7 @@ ranks initialise the default process group (NCCL on GPUs, gloo on the CPU).
 """
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ import torch
 import torch.distributed as dist
 
 from mdreg.errors import UserError
+
+DEFAULT_TIMEOUT_S = 600  # train.collective_timeout_s
 
 
 @dataclass
@@ -80,9 +83,13 @@ def export_slurm() -> None:
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 
-def setup(requested_device: str = "auto", source: str | None = None) -> DistEnv:
+def setup(requested_device: str = "auto", source: str | None = None, timeout_s: float | None = None) -> DistEnv:
     """Detect the environment (or use ``source``), pick the device and initialise the
-    process group when there are several ranks. Safe to call twice."""
+    process group when there are several ranks. Safe to call twice.
+
+    ``timeout_s`` (``train.collective_timeout_s``, default 600) bounds how long a collective
+    waits for the other ranks: when one rank dies (killed, out of memory, a lost node) the
+    others fail after at most that long instead of hanging until the job's time limit."""
     source = source or detect()
     if source == "slurm":
         export_slurm()
@@ -98,15 +105,16 @@ def setup(requested_device: str = "auto", source: str | None = None) -> DistEnv:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
-                                device_id=device if device.type == "cuda" else None)
+                                device_id=device if device.type == "cuda" else None,
+                                timeout=datetime.timedelta(seconds=float(timeout_s or DEFAULT_TIMEOUT_S)))
     return DistEnv(rank, world, local_rank, device, source)
 
 
-def setup_from_slurm(requested_device: str = "auto") -> DistEnv:
+def setup_from_slurm(requested_device: str = "auto", timeout_s: float | None = None) -> DistEnv:
     """For code running inside a submitit/Slurm job: like :func:`setup`, but the Slurm
     variables win over anything else (one task: a single process)."""
     many = int(os.environ.get("SLURM_NTASKS", "1")) > 1
-    return setup(requested_device, source="slurm" if many else "single")
+    return setup(requested_device, source="slurm" if many else "single", timeout_s=timeout_s)
 
 
 def teardown() -> None:

@@ -11,12 +11,17 @@ import torch
 from torch import nn
 
 
+def check_settings(decay: float, every: int, start: int) -> None:
+    if not 0.0 <= decay < 1.0 or every < 1 or start < 0:
+        raise ValueError(f"ema needs 0 <= decay < 1, every >= 1, start >= 0; got decay {decay}, every {every}, "
+                         f"start {start}")
+
+
 class EMA:
     """Keeps ``self.model``, a frozen copy of the trained model's weights, averaged."""
 
     def __init__(self, model: nn.Module, decay: float = 0.9999, every: int = 1, start: int = 0):
-        if not 0.0 <= decay < 1.0 or every < 1 or start < 0:
-            raise ValueError(f"EMA needs 0 <= decay < 1, every >= 1, start >= 0; got {decay}, {every}, {start}")
+        check_settings(decay, every, start)
         self.decay, self.every, self.start = decay, every, start
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 

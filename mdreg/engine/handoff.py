@@ -1,25 +1,24 @@
 """Stage hand-off: initialise a stage from another stage's weights or a checkpoint file.
 
-MaskDM fine-tunes from the masked pre-training's EMA weights (sec. 3.2); MaskDiT's
-unmasking tuning continues the masked model (sec. 3.2, "Unmasking tuning"). A stage's
-``init_from`` is one of
+MaskDM fine-tunes from the masked pre-training's weights (sec. 3.2); MaskDiT's unmasking
+tuning continues the masked model (sec. 3.2, "Unmasking tuning"). The stage's resolved
+``init_from`` (:func:`mdreg.engine.parts.build_stage`) is one of
 
-* a stage name or ``"previous"`` (its final EMA weights), or ``dict(stage=NAME,
-  weights="ema"|"model")``: the source stage must be complete;
-* ``dict(path=FILE, weights="ema"|"model")``: an mdreg checkpoint file (or a bare state
-  dict);
-* ``dict(path=FILE, kind="dit"|"maskdit"|"uvit"|"maskdm", weights="ema"|"model")``: an
-  official release's file, read and renamed into mdreg's key layout by
-  :mod:`mdreg.models.official` (the file's ``weights`` entry where it holds both, as
-  ``load_official`` does); everything below applies to the result.
+* ``{"stage": PARENT, "weights": "ema"|"model", "steps": N}``: the parent stage's latest
+  checkpoint in the same run directory; the parent must have reached step ``N``;
+* ``{"path": FILE_OR_URI, "weights": ...}``: an mdreg checkpoint file (or a bare state dict);
+  any iopath URI works (``https://...``, downloaded once into the cache, :mod:`mdreg.paths`);
+* ``{"path": ..., "kind": "dit"|"maskdit"|"uvit"|"maskdm", "weights": ...}``: an official
+  release's file, read and renamed into mdreg's key layout by :mod:`mdreg.models.official`.
 
 Differences between source and model are handled explicitly, each one logged
-(:func:`load_matching`): ``_orig_mod.``/``module.`` prefixes are stripped; a mask token
-present on one side only is skipped (the model keeps its own); position embeddings whose
-token grid changed (a new resolution) are resized — learned ones by bicubic interpolation
-on the 2-D grid (extra tokens such as U-ViT's time/label tokens are kept), fixed sin-cos
-ones (buffers or frozen parameters) keep the model's freshly computed table. Any other
-missing, unexpected or reshaped key is an error that lists the keys.
+(:func:`load_matching`): ``_orig_mod.``/``module.`` prefixes are stripped (torch's
+``consume_prefix_in_state_dict_if_present``); a mask token present on one side only is
+skipped (the model keeps its own); position tables whose token grid changed (a new
+resolution) are resized — learned ones by timm's ``resample_abs_pos_embed`` (bicubic, the
+model's ``num_prefix_tokens`` time/label tokens kept as they are), fixed sin-cos ones
+(frozen parameters) keep the model's freshly computed table. Any other missing,
+unexpected or reshaped key is an error that lists the keys.
 """
 from __future__ import annotations
 
@@ -27,70 +26,63 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
-from mdreg.engine.wrap import strip_prefixes
+from mdreg.engine.parts import StageParts
 from mdreg.errors import UserError
+from mdreg.paths import local_path
 
-OFFICIAL_KINDS = ("dit", "maskdit", "uvit", "maskdm")
+PREFIXES = ("_orig_mod.", "module.")  # torch.compile, DDP
 
 
-def source_stage(trainer, name: str) -> str:
-    names = list(trainer.cfg.stages.keys())
-    if name == "previous":
-        index = names.index(trainer.name)
-        if index == 0:
-            raise UserError(f"stages.{trainer.name}.init_from='previous' but {trainer.name!r} is the first stage")
-        return names[index - 1]
-    if name not in names:
-        raise UserError(f"stages.{trainer.name}.init_from names stage {name!r}, which the recipe does not have "
-                        f"(stages: {', '.join(names)})")
-    return name
+def read_source(spec: dict, run_dir: Path, stage: str) -> tuple[dict, str]:
+    """The weights ``spec`` names and a description of where they came from."""
+    if "path" in spec:
+        path = local_path(spec["path"], f"stages.{stage}.init_from.path")
+        if spec.get("kind"):
+            return official_weights(path, spec["kind"], spec["weights"]), \
+                f"{spec['path']} (official {spec['kind']} checkpoint, {spec['weights']})"
+        state = load_checkpoint(path, map_location="cpu")
+        weights = state[spec["weights"]] if spec["weights"] in state else state
+        return weights, f"{spec['path']} ({spec['weights']})"
+    parent, needed = spec["stage"], spec["steps"]
+    folder = run_dir / parent / "checkpoints"
+    latest = CheckpointManager(folder).latest()
+    if latest is None:
+        raise UserError(f"stage {stage!r} starts from stage {parent!r}, which has no checkpoint in {folder}; "
+                        f"run {parent!r} first")
+    state = load_checkpoint(latest, map_location="cpu")
+    if int(state["step"]) < needed:
+        raise UserError(f"stage {stage!r} starts from stage {parent!r}, which stopped at step "
+                        f"{state['step']}/{needed}; finish it first (relaunch the same command)")
+    return state[spec["weights"]], f"stage {parent!r} {spec['weights']} weights, step {state['step']} ({latest})"
 
 
 def official_weights(path: Path, kind: str, weights: str) -> dict:
     """The ``weights`` (``ema``/``model``) of official checkpoint ``path`` in mdreg's key layout."""
     from mdreg.models.official import read_checkpoint, to_mdreg
 
-    if kind not in OFFICIAL_KINDS:
-        raise UserError(f"init_from.kind={kind!r} is not an official checkpoint kind ({', '.join(OFFICIAL_KINDS)})")
     return to_mdreg(read_checkpoint(path, weights), kind, weights)
 
 
-def read_source(trainer, spec: dict) -> tuple[dict, str]:
-    """The weights ``spec`` names and a description of where they came from."""
-    from mdreg.engine.trainer import effective_steps
-
-    if "path" in spec:
-        path = Path(spec["path"])
-        if spec.get("kind"):
-            return (official_weights(path, spec["kind"], spec["weights"]),
-                    f"{path} (official {spec['kind']} checkpoint, {spec['weights']})")
-        state = load_checkpoint(path, map_location="cpu")
-        weights = state[spec["weights"]] if spec["weights"] in state else state
-        return weights, f"{path} ({spec['weights']})"
-    name = source_stage(trainer, spec["stage"])
-    folder = trainer.dir.parent / name / "checkpoints"
-    latest = CheckpointManager(folder).latest()
-    needed = effective_steps(trainer.cfg, name)
-    if latest is None:
-        raise UserError(f"stage {trainer.name!r} starts from stage {name!r}, which has no checkpoint in {folder}; "
-                        f"run {name!r} first")
-    state = load_checkpoint(latest, map_location="cpu")
-    if int(state["step"]) < needed:
-        raise UserError(f"stage {trainer.name!r} starts from stage {name!r}, which stopped at step "
-                        f"{state['step']}/{needed}; finish it first (relaunch the same command)")
-    return state[spec["weights"]], f"stage {name!r} {spec['weights']} weights, step {state['step']} ({latest})"
-
-
-def initial_weights(trainer, spec: dict) -> tuple[str, list[str]]:
-    """Load the weights ``spec`` names into ``trainer.model`` and its EMA; returns
+def apply_handoff(parts: StageParts, run_dir: Path) -> tuple[str, list[str]]:
+    """Load the weights ``parts.init_from`` names into the model and its EMA; returns
     (description, notes on every adapted key)."""
-    weights, source = read_source(trainer, spec)
-    notes = load_matching(trainer.model, weights, source)
-    trainer.ema.model.load_state_dict(trainer.model.state_dict())
+    weights, source = read_source(parts.init_from, run_dir, parts.name)
+    notes = load_matching(parts.model, weights, source)
+    parts.ema.model.load_state_dict(parts.model.state_dict())
     return source, notes
+
+
+def strip_prefixes(state: dict) -> dict:
+    """A copy of ``state`` without DDP/compile key prefixes (in either nesting order)."""
+    state = dict(state)
+    for _ in PREFIXES:
+        for prefix in PREFIXES:
+            consume_prefix_in_state_dict_if_present(state, prefix)
+    return state
 
 
 def _leaf(key: str) -> str:
@@ -105,27 +97,16 @@ def is_pos_embed(key: str) -> bool:
     return "pos_embed" in _leaf(key)
 
 
-def _square(n: int) -> int | None:
-    root = math.isqrt(n)
-    return root if root > 0 and root * root == n else None
-
-
-def resize_pos_embed(src: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
-    """Bicubic resize of a learned (…, N, D) table to ``shape``; extra leading tokens
-    (time/label) are kept. None when the two tables do not share a square-grid layout."""
-    if src.ndim != len(shape) or src.shape[-1] != shape[-1] or src.shape[:-2] != shape[:-2]:
+def resize_pos_embed(src: torch.Tensor, shape: torch.Size, prefix: int) -> torch.Tensor | None:
+    """A learned (1, N, D) table resized to ``shape`` on its square token grid, the first
+    ``prefix`` (time/label) tokens kept; None when the two tables do not fit that layout."""
+    if src.ndim != 3 or len(shape) != 3 or src.shape[0] != 1 or src.shape[-1] != shape[-1]:
         return None
-    n_src, n_dst = src.shape[-2], shape[-2]
-    for extra in range(0, min(n_src, n_dst, 9)):
-        g_src, g_dst = _square(n_src - extra), _square(n_dst - extra)
-        if g_src and g_dst:
-            lead = src.shape[:-2]
-            flat = src.reshape(-1, n_src, src.shape[-1])
-            grid = flat[:, extra:].reshape(-1, g_src, g_src, src.shape[-1]).permute(0, 3, 1, 2).float()
-            grid = F.interpolate(grid, size=(g_dst, g_dst), mode="bicubic", align_corners=False)
-            grid = grid.permute(0, 2, 3, 1).reshape(-1, g_dst * g_dst, src.shape[-1]).to(src.dtype)
-            return torch.cat([flat[:, :extra], grid], dim=1).reshape(*lead, n_dst, src.shape[-1])
-    return None
+    old, new = math.isqrt(src.shape[1] - prefix), math.isqrt(shape[1] - prefix)
+    if old * old != src.shape[1] - prefix or new * new != shape[1] - prefix or not old or not new:
+        return None
+    return resample_abs_pos_embed(src, [new, new], [old, old], num_prefix_tokens=prefix, interpolation="bicubic",
+                                  antialias=False)
 
 
 def load_matching(model: torch.nn.Module, weights: dict, source: str) -> list[str]:
@@ -134,6 +115,7 @@ def load_matching(model: torch.nn.Module, weights: dict, source: str) -> list[st
     weights = strip_prefixes(weights)
     own = model.state_dict()
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    prefix = int(getattr(model, "num_prefix_tokens", 0))
     merged, notes, missing, unexpected, reshaped = {}, [], [], [], []
     for key, value in own.items():
         if key not in weights:
@@ -150,8 +132,9 @@ def load_matching(model: torch.nn.Module, weights: dict, source: str) -> list[st
             notes.append(f"{key}: fixed sin-cos table recomputed for {tuple(value.shape)} "
                          f"(source had {tuple(theirs.shape)})")
             merged[key] = value
-        elif is_pos_embed(key) and (resized := resize_pos_embed(theirs, value.shape)) is not None:
-            notes.append(f"{key}: learned table interpolated (bicubic) {tuple(theirs.shape)} -> {tuple(value.shape)}")
+        elif is_pos_embed(key) and (resized := resize_pos_embed(theirs, value.shape, prefix)) is not None:
+            notes.append(f"{key}: learned table interpolated (bicubic, first {prefix} token(s) kept) "
+                         f"{tuple(theirs.shape)} -> {tuple(value.shape)}")
             merged[key] = resized
         else:
             reshaped.append(f"{key} {tuple(theirs.shape)} -> {tuple(value.shape)}")

@@ -55,13 +55,18 @@ class Monitor:
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         """Record ``scalars`` (already averaged over the interval) at ``step``."""
+        if self.enabled:
+            self.scalars(step, scalars)
+            self.progress(step, scalars)
+
+    def scalars(self, step: int, scalars: dict[str, float]) -> None:
+        """Record ``scalars`` at ``step`` without a progress line (e.g. evaluation results)."""
         if not self.enabled:
             return
         for key, value in scalars.items():
             self._writer.add_scalar(f"{self.stage}/{key}", value, step)
         self._jsonl.write(json.dumps({"stage": self.stage, "step": step, "time": time.time(), **scalars}) + "\n")
         self._jsonl.flush()
-        self.progress(step, scalars)
 
     def progress(self, step: int, scalars: dict[str, float]) -> None:
         now = time.perf_counter()

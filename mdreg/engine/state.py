@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 
 from mdreg.engine.ddp import gather_objects
+from mdreg.engine.distributed import DistEnv
+from mdreg.engine.parts import StageParts
 
 
 def rank_rng_state(generator: torch.Generator, device: torch.device) -> dict:
@@ -32,34 +34,35 @@ def data_position(step: int, global_batch: int, dataset_size: int, seed: int) ->
             "batch_in_epoch": within, "samples_seen": step * global_batch}
 
 
-def collect(trainer) -> dict:
-    """The checkpoint of ``trainer`` (a collective: every rank must call it)."""
-    ranks = gather_objects(rank_rng_state(trainer.generator, trainer.device))
-    return {"model": trainer.model.state_dict(), "ema": trainer.ema.state_dict(),
-            "optimizer": trainer.optimizer.state_dict(), "scaler": trainer.scaler.state_dict(),
-            "step": trainer.step, "total_steps": trainer.total, "stage": trainer.name,
+def collect(parts: StageParts, step: int) -> dict:
+    """The checkpoint of ``parts`` after ``step`` optimizer steps (a collective: every rank calls it)."""
+    ranks = gather_objects(rank_rng_state(parts.generator, parts.device))
+    return {"model": parts.model.state_dict(), "ema": parts.ema.state_dict(),
+            "optimizer": parts.optimizer.state_dict(), "scaler": parts.precision.scaler.state_dict(),
+            "step": step, "total_steps": parts.steps, "stage": parts.name,
             "rng": {"world_size": len(ranks), "ranks": ranks},
-            "data": data_position(trainer.step, trainer.stage.batch_size, len(trainer.dataset), trainer.seed)}
+            "data": data_position(step, parts.batch_size, len(parts.dataset), parts.seed)}
 
 
-def restore(trainer, state: dict) -> list[str]:
-    """Load ``state`` into ``trainer``; returns notes worth logging."""
-    trainer.model.load_state_dict(state["model"])
-    trainer.ema.load_state_dict(state["ema"])
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.scaler.load_state_dict(state["scaler"])
-    trainer.step = int(state["step"])
+def restore(parts: StageParts, state: dict, env: DistEnv) -> tuple[int, list[str]]:
+    """Load ``state`` into ``parts`` for the process ``env``; returns (step, notes worth logging)."""
+    parts.model.load_state_dict(state["model"])
+    parts.ema.load_state_dict(state["ema"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.precision.scaler.load_state_dict(state["scaler"])
+    step = int(state["step"])
     ranks = state["rng"]["ranks"]
-    if len(ranks) != trainer.env.world_size:
-        return [f"the checkpoint was written by {len(ranks)} rank(s), this run has {trainer.env.world_size}: "
-                f"global RNG states are not restored (the trainer's per-micro-batch streams are unaffected)"]
-    mine = ranks[trainer.env.rank]
+    if len(ranks) != env.world_size:
+        return step, [f"the checkpoint was written by {len(ranks)} rank(s), this run has {env.world_size}: "
+                      f"global RNG states are not restored (the trainer's per-micro-batch streams are unaffected)"]
+    mine = ranks[env.rank]
     torch.set_rng_state(mine["torch"].cpu())
     saved_on = mine.get("device") or ("cuda" if mine.get("cuda") is not None else "cpu")
-    if saved_on != trainer.device.type:  # a CPU generator's state does not fit a CUDA one, and back
-        return [f"the checkpoint was written on {saved_on}, this run is on {trainer.device.type}: the trainer's "
-                f"{trainer.device.type} generator state is not restored (its per-micro-batch streams are unaffected)"]
-    trainer.generator.set_state(mine["generator"].cpu())
+    if saved_on != parts.device.type:  # a CPU generator's state does not fit a CUDA one, and back
+        return step, [f"the checkpoint was written on {saved_on}, this run is on {parts.device.type}: the "
+                      f"trainer's {parts.device.type} generator state is not restored (its per-micro-batch "
+                      f"streams are unaffected)"]
+    parts.generator.set_state(mine["generator"].cpu())
     if mine.get("cuda") is not None:
-        torch.cuda.set_rng_state(mine["cuda"].cpu(), trainer.device)
-    return []
+        torch.cuda.set_rng_state(mine["cuda"].cpu(), parts.device)
+    return step, []

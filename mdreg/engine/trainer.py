@@ -1,13 +1,11 @@
-"""The training loop of one stage.
+"""The training loop of one stage, over its :class:`~mdreg.engine.parts.StageParts`.
 
-One optimizer step: take the step's global batch (a pure function of seed and step, see
-:mod:`mdreg.engine.data_order`; this rank's contiguous slice of it), split it into
-``grad_accum`` micro-batches, and for each: re-key the generator
-(:mod:`mdreg.engine.randomness`), flip, encode (e.g. draw latents), drop labels for CFG,
-draw the stage's mask, call the objective under autocast and back-propagate (DDP syncs
-gradients on the last micro-batch only). Then unscale (fp16), clip, step AdamW at the
-scheduled lr and update the EMA. Relaunching the same command resumes from the last
-checkpoint and repeats the uninterrupted run's weights bit for bit (CPU).
+:meth:`Trainer.fit` reads top to bottom: restore the stage's newest checkpoint (or apply
+its hand-off, :mod:`mdreg.engine.handoff`), open the logs, wrap the model (DDP, compile),
+then repeat :func:`mdreg.engine.step.train_step` over the step-keyed batches
+(:mod:`mdreg.engine.data_order`), logging every ``log_every`` steps, checkpointing every
+``ckpt_every`` steps and at the end, and writing sample grids. Relaunching the same command
+resumes from the last checkpoint and repeats the uninterrupted run's weights bit for bit (CPU).
 
 Stopping (:meth:`Trainer.request_stop`, e.g. from a preemption signal handler) takes effect
 at the next *step boundary*: the current optimizer step finishes (all micro-batches,
@@ -17,261 +15,169 @@ requeue the job). Saving in the middle of a step would lose accumulated gradient
 position in the micro-batch streams, so it never happens.
 
 A NaN/inf loss (or gradient, outside fp16 loss scaling) stops the run with
-:class:`TrainingDiverged` naming the first bad step; it is detected before any checkpoint
-or sample grid is written, so the last checkpoint on disk is the last good one.
+:class:`TrainingDiverged` naming the first bad step (``on_nonfinite="stop"``); it is
+detected before any checkpoint or sample grid is written, so the last checkpoint on disk is
+the last good one. With ``on_nonfinite="skip_step"`` such steps are skipped and counted
+(``skipped_steps`` in the logs and the checkpoint) and the run stops after
+``max_skips_in_row`` consecutive skips.
 """
 from __future__ import annotations
 
-import contextlib
 import time
-import zlib
 from pathlib import Path
 from typing import Callable
 
 import torch
 from omegaconf import DictConfig
 
-from mdreg.config import instantiate
 from mdreg.engine import ddp
 from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name, load_checkpoint
 from mdreg.engine.data_order import StepBatchSampler
-from mdreg.engine.distributed import DistEnv, setup
-from mdreg.engine.ema import EMA
-from mdreg.engine.kernels import configure_sdpa
-from mdreg.engine.handoff import initial_weights
+from mdreg.engine.distributed import DistEnv
+from mdreg.engine.handoff import apply_handoff
 from mdreg.engine.monitor import Monitor
-from mdreg.engine.optim import build_optimizer, describe
-from mdreg.engine.precision import Precision, configure_tf32
-from mdreg.engine.randomness import rekey
-from mdreg.engine.stage import TrainStage
+from mdreg.engine.optim import describe
+from mdreg.engine.parts import StageParts, build_stage
+from mdreg.engine.settings import TrainSettings
 from mdreg.engine.state import collect, restore
+from mdreg.engine.step import StepResult, train_step
 from mdreg.engine.wrap import wrap
-from mdreg.errors import ConfigError, UserError
-from mdreg.evaluation.sampling import sample_grid
-from mdreg.masking import num_masked, visible_ids
-from mdreg.rng import rand
+from mdreg.errors import UserError
+from mdreg.evaluation.sampling import sample_grid, sample_images
 
 
 class TrainingDiverged(UserError):
     """The loss or gradient became NaN/inf; the last good checkpoint is kept."""
 
 
-def gradient_norm(parameters, clip: float | None) -> torch.Tensor:
-    """Total gradient norm (logged, and checked for NaN/inf), clipping to ``clip`` if set.
-    Without clipping only the norm is computed: ``clip_grad_norm_(inf)`` would also rescale
-    every gradient by 1 (a full read + write of the gradients, ~2 ms per step at 730M)."""
-    if clip is not None:
-        return torch.nn.utils.clip_grad_norm_(parameters, clip)
-    grads = [p.grad for p in parameters if p.grad is not None]
-    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-
-
-def stage_seed(seed: int, stage_name: str) -> int:
-    return (seed * 1_000_003 + zlib.crc32(stage_name.encode())) % (2 ** 31)
-
-
-def effective_steps(cfg: DictConfig, stage_name: str) -> int:
-    """The stage's steps, capped by ``train.max_steps`` when that is set."""
-    steps = int(cfg.stages[stage_name].steps)
-    cap = cfg.train.get("max_steps")
-    return min(steps, int(cap)) if cap else steps
-
-
-def micro_batch_size(stage: TrainStage, world: int, name: str) -> int:
-    """Per-process micro-batch; the global batch must split evenly over ranks and accumulation."""
-    parts = world * stage.grad_accum
-    if stage.batch_size % parts:
-        raise ConfigError(f"stages.{name}.batch_size={stage.batch_size} is the global batch and must be divisible "
-                          f"by world size {world} x stages.{name}.grad_accum {stage.grad_accum} = {parts}; "
-                          f"change the batch size, grad_accum or the number of GPUs")
-    return stage.batch_size // parts
-
-
 class Trainer:
-    """Trains stage ``stage_name`` of the run whose folder is ``run_dir``."""
+    """Trains the stage ``parts`` into the folder ``stage_dir`` as the process ``env``."""
 
-    def __init__(self, cfg: DictConfig, stage_name: str, run_dir: str | Path, env: DistEnv | None = None):
-        self.cfg, self.name, self.tcfg = cfg, stage_name, cfg.train
-        self.dir = Path(run_dir) / stage_name
-        self.env = env or setup(self.tcfg.get("device", "auto"))
-        self.device = self.env.device
-        self.stage: TrainStage = instantiate(cfg.stages[stage_name], key=f"stages.{stage_name}")
-        self.total = effective_steps(cfg, stage_name)
-        self.seed = stage_seed(int(self.tcfg.seed), stage_name)
-        self.micro_batch = micro_batch_size(self.stage, self.env.world_size, stage_name)
-        configure_tf32(bool(self.tcfg.get("tf32", True)), self.device)
-        configure_sdpa(self.tcfg.get("sdpa_backends"))
-
-        torch.manual_seed(self.seed)  # model initialisation (identical on every rank)
-        self.model = instantiate(cfg.model, key="model").to(self.device)
-        self.dataset = self.stage.dataset or instantiate(cfg.data.dataset, key="data.dataset")
-        self.transform = instantiate(cfg.data.transform, key="data.transform")
-        check_dataset = getattr(self.transform, "check_dataset", None)  # e.g. the latent scale vs its store's
-        if check_dataset is not None:
-            check_dataset(self.dataset)
-        self._check_shapes()
-        self._check_labels()
-        self.ema = EMA(self.model, **self.stage.ema)
-        self.optimizer = build_optimizer(self.stage.optimizer, self.model.parameters(), self.device)
-        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self.precision = Precision(self.stage.precision, self.device)
-        self.scaler = self.precision.scaler
-        self.generator = torch.Generator(self.device).manual_seed(self.seed + 1)
-        self.ckpt = CheckpointManager(self.dir / "checkpoints", keep_last=int(self.tcfg.get("keep_last", 2)),
-                                      milestone_every=self.tcfg.get("milestone_every"))
-        self.step = 0
+    def __init__(self, parts: StageParts, stage_dir: str | Path, env: DistEnv, settings: TrainSettings):
+        self.parts, self.dir, self.env, self.settings = parts, Path(stage_dir), env, settings
+        self.ckpt = CheckpointManager(self.dir / "checkpoints", keep_last=settings.keep_last,
+                                      milestone_every=settings.milestone_every)
+        self.step = 0                       # optimizer steps done
+        self.skipped = {"total": 0, "in_row": 0}  # on_nonfinite=skip_step
         self.stop_requested = False
         self.on_stop: list[Callable[[Trainer], None]] = []
-        self.monitor = Monitor(self.dir, stage_name, self.total, enabled=self.env.is_main)
-        self.last_good: Path | None = None
+        self.last_good: Path | None = None  # the newest checkpoint written or restored
+        self.monitor: Monitor | None = None
+        self._restored: list[dict] | None = None  # events of restore(), recorded once the logs are open
+        self._wrapped: tuple | None = None  # (net, ddp module or None), made on first use
         self._saved_step = -1
         self._grids_note = False
-        self._restore_or_init()
-        self.net, self.ddp = wrap(self.model, self.env, self.tcfg.get("compile", False),
-                                  bool(self.tcfg.get("find_unused_parameters", False)), self.tcfg.get("compile_mode"))
-        self.stop_vote = ddp.StopVote()
 
-    # -- setup -------------------------------------------------------------------------
+    @classmethod
+    def for_stage(cls, cfg: DictConfig, name: str, run_dir: str | Path, env: DistEnv) -> "Trainer":
+        """The trainer of stage ``name`` of the run ``cfg`` in ``run_dir``."""
+        return cls(build_stage(cfg, name, env), Path(run_dir) / name, env, TrainSettings.from_config(cfg.train))
+
     def say(self, text: str) -> None:
         if self.env.is_main:
-            print(f"[{self.name}] {text}", flush=True)
+            print(f"[{self.parts.name}] {text}", flush=True)
 
-    def _check_shapes(self) -> None:
-        channels, res = self.transform.output_shape(self.dataset.channels, self.dataset.resolution)
-        want = (getattr(self.model, "in_chans", channels), getattr(self.model, "img_size", res))
-        if (channels, res) != tuple(want):
-            raise UserError(f"model expects {want[0]}x{want[1]}x{want[1]} inputs but data gives {channels}x{res}x{res} "
-                            f"(after data.transform); set model.img_size/model.in_chans or the dataset resolution")
-        self.sample_shape = (channels, res, res)
-
-    def _check_labels(self) -> None:
-        if self.stage.label_dropout > 0 and getattr(self.model, "null_label", None) is None:
-            raise ConfigError(f"stages.{self.name}.label_dropout={self.stage.label_dropout} needs a class-conditional "
-                              f"backbone with a null class (net.null_label) for classifier-free guidance; set it to 0 "
-                              f"or use such a backbone")
-
-    def _restore_or_init(self) -> None:
-        latest = self.ckpt.latest()
-        if latest is not None:
-            for note in restore(self, load_checkpoint(latest, map_location="cpu")):
-                self.say(f"note: {note}")
-            self.last_good, self._saved_step = latest, self.step
-            self.monitor.event({"event": "resume", "step": self.step, "checkpoint": str(latest)})
-            self.say(f"resumed from {latest} (step {self.step}/{self.total})")
-        elif self.stage.init_from is not None:
-            source, notes = initial_weights(self, self.stage.init_from)
-            self.say(f"initialised from {source}")
-            for note in notes:
-                self.say(f"  hand-off: {note}")
-            self.monitor.event({"event": "init_from", "source": source, "adapted": notes})
-
-    # -- control -----------------------------------------------------------------------
     def request_stop(self) -> None:
         """Ask the trainer to checkpoint and stop at the next step boundary (safe to call
         from a signal handler or another thread; any one rank asking stops all)."""
         self.stop_requested = True
 
-    # -- one step ----------------------------------------------------------------------
-    def prepare_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Flip (MaskDM/MaskDiT: horizontal flips, p = ``hflip``), encode and drop labels
-        of one micro-batch, drawing from the (already re-keyed) generator."""
-        x = x.to(self.device, non_blocking=True)
-        hflip = self.stage.hflip if self.stage.hflip is not None else float(self.cfg.data.get("hflip", 0.0))
-        if hflip > 0:
-            flip = rand((x.shape[0],), self.generator, self.device) < hflip
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        x = self.transform.encode(x, self.generator)
-        if not getattr(self.model, "num_classes", 0):
-            return x, None
-        y = y.to(self.device, non_blocking=True)
-        if self.stage.label_dropout > 0:  # classifier-free guidance training (Ho & Salimans 2022)
-            drop = rand((y.shape[0],), self.generator, self.device) < self.stage.label_dropout
-            y = torch.where(drop, torch.full_like(y, self.model.null_label), y)
-        return x, y
+    # -- start ---------------------------------------------------------------------------
+    def restore(self) -> list[dict]:
+        """Resume from the newest checkpoint, or apply the stage's hand-off (once; :meth:`fit`
+        calls it); returns the events to record once the logs are open."""
+        if self._restored is None:
+            self._restored = self._restore()
+        return self._restored
 
-    def set_lr(self, step: int) -> float:
-        factor = self.stage.lr_schedule(step, self.stage.steps) if self.stage.lr_schedule else 1.0
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * factor
-        return self.base_lrs[0] * factor
+    def _restore(self) -> list[dict]:
+        latest = self.ckpt.latest()
+        if latest is not None:
+            state = load_checkpoint(latest, map_location="cpu")
+            self.step, notes = restore(self.parts, state, self.env)
+            self.skipped = dict(state.get("nonfinite", self.skipped))
+            for note in notes:
+                self.say(f"note: {note}")
+            self.last_good, self._saved_step = latest, self.step
+            self.say(f"resumed from {latest} (step {self.step}/{self.parts.steps})")
+            return [{"event": "resume", "step": self.step, "checkpoint": str(latest)}]
+        if self.parts.init_from is not None:
+            source, notes = apply_handoff(self.parts, self.dir.parent)
+            self.say(f"initialised from {source}")
+            for note in notes:
+                self.say(f"  hand-off: {note}")
+            return [{"event": "init_from", "source": source, "adapted": notes}]
+        return []
 
-    def _sync(self, last: bool):
-        """DDP all-reduces gradients on the last micro-batch only."""
-        return contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync()
+    @property
+    def net(self):
+        """What the objective calls: the model, DDP-wrapped across ranks, compiled if asked."""
+        if self._wrapped is None:
+            s = self.settings
+            self._wrapped = wrap(self.parts.model, self.env, s.compile, s.find_unused_parameters, s.compile_mode)
+        return self._wrapped[0]
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """One optimizer step on this rank's batch; returns (loss, grad norm, lr)."""
-        lr = self.set_lr(self.step)
-        ratio = self.stage.mask_ratio(self.step)
-        grid = self.model.grid_size
-        n_tokens = grid[0] * grid[1]
-        keep = n_tokens - num_masked(ratio, n_tokens)
-        total_loss = torch.zeros((), device=self.device)
-        accum = self.stage.grad_accum
-        for a, (xs, ys) in enumerate(zip(x.chunk(accum), y.chunk(accum))):
-            rekey(self.generator, self.seed, self.step, self.env.rank * accum + a)
-            xs, ys = self.prepare_batch(xs, ys)
-            ids_keep = None
-            if keep < n_tokens:
-                mask = self.stage.masker(xs.shape[0], grid, self.generator, self.device, ratio=ratio)
-                ids_keep = visible_ids(mask, keep)
-            with self._sync(a == accum - 1):
-                with self.precision.autocast():
-                    out = self.stage.objective(self.net, xs, ys, ids_keep=ids_keep, generator=self.generator)
-                self.scaler.scale(out.loss / accum).backward()
-            total_loss += out.loss.detach().float() / accum
-        self.scaler.unscale_(self.optimizer)
-        grad_norm = gradient_norm(self.model.parameters(), self.stage.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        self.ema.update(self.model, self.step)
-        return total_loss, grad_norm.detach(), lr
-
-    # -- the loop ----------------------------------------------------------------------
     def loader(self):
-        sampler = StepBatchSampler(len(self.dataset), self.stage.batch_size, self.seed, self.step, self.total,
-                                   self.env.rank, self.env.world_size)
-        workers = int(self.tcfg.get("num_workers", 0))
-        return torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, num_workers=workers,
-                                           pin_memory=self.device.type == "cuda", persistent_workers=False)
+        sampler = StepBatchSampler(len(self.parts.dataset), self.parts.batch_size, self.parts.seed, self.step,
+                                   self.parts.steps, self.env.rank, self.env.world_size)
+        return torch.utils.data.DataLoader(self.parts.dataset, batch_sampler=sampler,
+                                           num_workers=self.settings.num_workers,
+                                           pin_memory=self.parts.device.type == "cuda", persistent_workers=False)
 
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        """One optimizer step on this rank's batch; advances :attr:`step`."""
+        net = self.net
+        result = train_step(self.parts, net, self.step, x, y, self.env.rank, self._wrapped[1])
+        self.step += 1
+        return result
+
+    # -- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
         """Train until the stage's last step (or a stop request); returns the final metrics."""
-        if self.step >= self.total:
-            self.say(f"already complete ({self.step}/{self.total} steps)")
+        events = self.restore()
+        parts, s = self.parts, self.settings
+        if self.step >= parts.steps:
+            self.say(f"already complete ({self.step}/{parts.steps} steps)")
             return {"step": self.step, "complete": True}
-        log_every = int(self.tcfg.get("log_every", 10))
-        ckpt_every = int(self.tcfg.get("ckpt_every", 0) or 0)
-        sample_every = self.stage.sample.get("every")
-        self.monitor.event({"event": "start", "step": self.step, "total_steps": self.total,
-                            "world_size": self.env.world_size, "micro_batch": self.micro_batch,
-                            "optimizer": describe(self.optimizer), "precision": self.stage.precision})
+        self.monitor = Monitor(self.dir, parts.name, parts.steps, enabled=self.env.is_main)
+        for event in events:
+            self.monitor.event(event)
+        self.monitor.event({"event": "start", "step": self.step, "total_steps": parts.steps,
+                            "world_size": self.env.world_size, "micro_batch": parts.micro_batch,
+                            "optimizer": describe(parts.optimizer), "precision": parts.precision.mode})
         self.monitor.start(self.step)
-        self.model.train()
-        loss_sum, bad_step = torch.zeros((), device=self.device), torch.full((), -1, device=self.device)
+        parts.model.train()
+        stop_vote = ddp.StopVote()
+        sample_every = parts.sample.get("every")
+        loss_sum, bad_step = torch.zeros((), device=parts.device), torch.full((), -1, device=parts.device)
         n_logged, t_last, last = 0, time.perf_counter(), {}
-        skips_inf = torch.tensor(self.precision.skips_inf_steps, device=self.device)
+        skips_inf = torch.tensor(parts.precision.skips_inf_steps, device=parts.device)
         for x, y in self.loader():
-            loss, grad_norm, lr = self.train_step(x, y)
-            finite = torch.isfinite(loss) & (torch.isfinite(grad_norm) | skips_inf)
-            bad_step = torch.where(~finite & (bad_step < 0), torch.full_like(bad_step, self.step), bad_step)
-            loss_sum += loss
-            n_logged += 1
-            done = self.step >= self.total
-            stop = not done and self.stop_vote.agree(self.stop_requested)
-            if self.step % log_every == 0 or done or stop:
+            out = self.train_step(x, y)
+            if out.skipped:
+                self._count_skip()
+            else:
+                self.skipped["in_row"] = 0
+                finite = torch.isfinite(out.loss) & (torch.isfinite(out.grad_norm) | skips_inf)
+                bad_step = torch.where(~finite & (bad_step < 0), torch.full_like(bad_step, self.step), bad_step)
+                loss_sum += out.loss
+                n_logged += 1
+            done = self.step >= parts.steps
+            stop = not done and stop_vote.agree(self.stop_requested)
+            if self.step % s.log_every == 0 or done or stop:
                 self._check_finite(bad_step)
                 now = time.perf_counter()
-                last = {"loss": float(ddp.mean_over_ranks(loss_sum)) / n_logged, "lr": lr,
-                        "grad_norm": float(grad_norm),
-                        "images_per_s": n_logged * self.stage.batch_size / max(now - t_last, 1e-9),
-                        "mask_ratio": self.stage.mask_ratio(self.step - 1)}
+                mean_loss = float(ddp.mean_over_ranks(loss_sum))  # a collective: every rank calls it
+                last = {"loss": mean_loss / n_logged if n_logged else float("nan"), "lr": out.lr,
+                        "grad_norm": float(out.grad_norm),
+                        "images_per_s": n_logged * parts.batch_size / max(now - t_last, 1e-9),
+                        "mask_ratio": parts.mask_ratio(self.step - 1)}
+                if parts.on_nonfinite == "skip_step":
+                    last["skipped_steps"] = self.skipped["total"]
                 self.monitor.log(self.step, last)
                 loss_sum.zero_()
                 n_logged, t_last = 0, now
-            if done or stop or (ckpt_every and self.step % ckpt_every == 0):
+            if done or stop or (s.ckpt_every and self.step % s.ckpt_every == 0):
                 self._check_finite(bad_step)
                 self.save()
             if sample_every and self.step % int(sample_every) == 0 and not done:
@@ -280,40 +186,55 @@ class Trainer:
             if stop:
                 return self._stopped(last)
         self.save_samples()
+        last.update(self.evaluate())
         self.monitor.event({"event": "end", "step": self.step})
         self.monitor.close()
         return {"step": self.step, "complete": True, **last}
 
+    def _count_skip(self) -> None:
+        self.skipped["total"] += 1
+        self.skipped["in_row"] += 1
+        self.monitor.event({"event": "skipped_step", "step": self.step, "in_row": self.skipped["in_row"]})
+        if self.skipped["in_row"] >= self.parts.max_skips_in_row:
+            self.monitor.event({"event": "diverged", "step": self.step})
+            self.monitor.close()
+            raise TrainingDiverged(
+                f"stage {self.parts.name!r}: {self.skipped['in_row']} optimizer steps in a row (up to step "
+                f"{self.step}) had a NaN/inf loss or gradient and were skipped "
+                f"(stages.{self.parts.name}.max_skips_in_row={self.parts.max_skips_in_row}); training stopped and "
+                f"{self._last_good_text()}. Try a lower lr, grad_clip, or precision=bf16 instead of fp16")
+
     def _stopped(self, last: dict) -> dict:
         ddp.barrier()  # the checkpoint is on disk before any rank acts on the stop
         where = f"checkpoint saved ({self.last_good})" if self.env.is_main else "rank 0 saved the checkpoint"
-        print(f"[{self.name}] rank {self.env.rank}: stopped at step {self.step} on request; {where}", flush=True)
+        print(f"[{self.parts.name}] rank {self.env.rank}: stopped at step {self.step} on request; {where}",
+              flush=True)
         self.monitor.event({"event": "stopped", "step": self.step, "checkpoint": str(self.last_good)})
         self.monitor.close()
         for callback in self.on_stop:
             callback(self)
         return {"step": self.step, "complete": False, **last}
 
+    def _last_good_text(self) -> str:
+        return f"the last good checkpoint is {self.last_good}" if self.last_good else "no checkpoint was written"
+
     def _check_finite(self, bad_step: torch.Tensor) -> None:
         bad = int(ddp.max_over_ranks(bad_step))
         if bad >= 0:
             self.monitor.event({"event": "diverged", "step": bad})
             self.monitor.close()
-            keep = f"the last good checkpoint is {self.last_good}" if self.last_good else "no checkpoint was written"
             raise TrainingDiverged(
-                f"stage {self.name!r}: the loss or gradient became NaN/inf at step {bad}; training stopped and "
-                f"{keep}. Try a lower lr, grad_clip, or precision=bf16 instead of fp16")
+                f"stage {self.parts.name!r}: the loss or gradient became NaN/inf at step {bad}; training stopped and "
+                f"{self._last_good_text()}. Try a lower lr, grad_clip, precision=bf16 instead of fp16, or "
+                f"stages.{self.parts.name}.on_nonfinite=skip_step")
 
-    # -- outputs -----------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """The checkpoint contents (a collective in distributed runs), see :mod:`mdreg.engine.state`."""
-        return collect(self)
-
+    # -- outputs -------------------------------------------------------------------------
     def save(self) -> Path | None:
         """Write the checkpoint of the current step (rank 0; every rank must call it)."""
         if self._saved_step == self.step:
             return self.last_good
-        state = self.state_dict()
+        state = collect(self.parts, self.step)
+        state["nonfinite"] = dict(self.skipped)
         self._saved_step = self.step
         if self.env.is_main:
             self.last_good = self.ckpt.save(state, self.step)
@@ -321,19 +242,35 @@ class Trainer:
             self.last_good = self.ckpt.folder / checkpoint_name(self.step)
         return self.last_good
 
+    def _can_sample(self) -> bool:
+        """Rank 0 with a sampler and a transform that decodes to pixels (one note otherwise)."""
+        if not self.env.is_main or self.parts.sample.get("sampler") is None:
+            return False
+        if getattr(self.parts.transform, "can_decode", True):
+            return True
+        if not self._grids_note:
+            self._grids_note = True
+            note = f"sample grids skipped: {self.parts.transform!r} cannot decode to pixels (no VAE configured)"
+            self.say(f"note: {note}")
+            self.monitor.event({"event": "note", "step": self.step, "note": note})
+        return False
+
     def save_samples(self) -> Path | None:
-        """A PNG grid of EMA samples with the stage's sampler (rank 0 only); skipped with a
-        logged note when the data transform cannot decode to pixels (e.g. no VAE)."""
-        if not self.env.is_main or self.stage.sample.get("sampler") is None:
-            return None
-        if not getattr(self.transform, "can_decode", True):
-            if not self._grids_note:
-                self._grids_note = True
-                note = f"sample grids skipped: {self.transform!r} cannot decode to pixels (no VAE configured)"
-                self.say(f"note: {note}")
-                self.monitor.event({"event": "note", "step": self.step, "note": note})
+        """A PNG grid of EMA samples with the stage's sampler (rank 0 only)."""
+        if not self._can_sample():
             return None
         path = self.dir / "samples" / f"step_{self.step:08d}.png"
-        grid = sample_grid(self, path)
-        self.monitor.image("samples", grid, self.step)
+        self.monitor.image("samples", sample_grid(self.parts, path), self.step)
         return path
+
+    def evaluate(self) -> dict:
+        """The stage's ``evaluate`` metric on fresh EMA samples at the end of the stage (rank 0),
+        logged to metrics.jsonl and tensorboard under ``eval/``."""
+        if self.parts.evaluate is None or not self._can_sample():
+            return {}
+        scores = self.parts.evaluate(sample_images(self.parts, int(self.parts.evaluate.num), seed=self.parts.seed + 11))
+        self.monitor.scalars(self.step, {f"eval/{k}": v for k, v in scores.items()})
+        self.monitor.event({"event": "evaluation", "step": self.step, "metric": repr(self.parts.evaluate),
+                            "scores": scores})
+        self.say("evaluation: " + "  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+        return {f"eval/{k}": v for k, v in scores.items()}

@@ -21,9 +21,6 @@ from typing import Any
 import torch
 from torch import nn
 
-PREFIXES = ("_orig_mod.", "module.")
-
-
 class ForwardProxy:
     """Calls go to ``wrapped`` (DDP/compiled), attribute reads to ``module``."""
 
@@ -59,18 +56,3 @@ def wrap(model: nn.Module, env, compile_setting: Any = False, find_unused_parame
     if backend is not None:
         wrapped = torch.compile(wrapped, backend=backend, mode=compile_mode)
     return (model if wrapped is model else ForwardProxy(wrapped, model)), ddp
-
-
-def strip_prefixes(state: dict) -> dict:
-    """A state dict without ``_orig_mod.``/``module.`` key prefixes (checkpoints written by
-    other tools from compiled or DDP models)."""
-    out = {}
-    for key, value in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
-        out[key] = value
-    return out

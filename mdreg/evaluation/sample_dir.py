@@ -32,6 +32,8 @@ from PIL import Image
 
 from mdreg.config import apply_overrides, instantiate, load_config, parse_overrides
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
+from mdreg.engine.distributed import DistEnv, pick_device
+from mdreg.engine.parts import build_stage
 from mdreg.engine.randomness import stream_seed
 from mdreg.errors import UserError
 from mdreg.evaluation.sampling import generate
@@ -80,17 +82,13 @@ def sample_run(run_dir: str | Path, stage: str | None = None, num: int = 50_000,
     if ckpt is None:
         raise UserError(f"stage {stage!r} of {run_dir} has no checkpoint yet; train it first")
     state = load_checkpoint(ckpt)
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          "cpu" if device == "auto" else device)
-    net = instantiate(cfg.model, key="model")
-    net.load_state_dict(state["ema"])
-    net = net.to(device).eval()
-    objective = instantiate(cfg.stages[stage].objective, key=f"stages.{stage}.objective")
-    sampler_obj = instantiate(node, key=f"stages.{stage}.sample.sampler")
-    transform = instantiate(cfg.data.transform, key="data.transform")
+    device = pick_device(device, 0)
+    parts = build_stage(cfg, stage, DistEnv(device=device), data=False)
+    parts.ema.load_state_dict(state["ema"])
+    net, objective, transform = parts.ema.model.eval(), parts.objective, parts.transform
+    sampler_obj = parts.sample["sampler"]
     if not getattr(transform, "can_decode", True):
         raise UserError(f"{transform!r} cannot decode samples to pixels: set data.transform.vae in the recipe")
-    shape = (net.in_chans, net.img_size, net.img_size)
     out = Path(out) if out else run_dir / stage / "eval" / f"{tag_of(node, guidance)}-step{state['step']}-seed{seed}"
     settings = {"run_dir": str(run_dir), "stage": stage, "checkpoint": str(ckpt), "step": int(state["step"]),
                 "sampler": repr(sampler_obj), "sampler_config": OmegaConf.to_container(node),
@@ -106,8 +104,8 @@ def sample_run(run_dir: str | Path, stage: str | None = None, num: int = 50_000,
         names = [images / f"{i:06d}.png" for i in range(start, start + n)]
         if all(p.is_file() for p in names):
             continue
-        x = generate(net, objective, sampler_obj, transform, n, shape, seed=stream_seed(seed, b, 0), device=device,
-                     labels=labels_for(b, n, classes, seed), guidance_scale=guidance, batch_size=n)
+        x = generate(net, objective, sampler_obj, transform, n, parts.sample_shape, seed=stream_seed(seed, b, 0),
+                     device=device, labels=labels_for(b, n, classes, seed), guidance_scale=guidance, batch_size=n)
         pixels = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         for path, array in zip(names, pixels):
             tmp = path.with_name(f".{path.name}.tmp.png")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from mdreg.engine.parts import StageParts
 from mdreg.evaluation.grid import save_grid
 
 
@@ -36,11 +37,15 @@ def grid_labels(net, num: int) -> torch.Tensor | None:
     return torch.arange(num) % classes if classes else None
 
 
-def sample_grid(trainer, path: Path) -> torch.Tensor:
-    """Samples of ``trainer``'s EMA model as a PNG grid at ``path``; returns the grid tensor."""
-    spec = trainer.stage.sample
-    net = trainer.ema.model
-    images = generate(net, trainer.stage.objective, spec["sampler"], trainer.transform, int(spec["num"]),
-                      trainer.sample_shape, seed=trainer.seed + 7, device=trainer.device,
-                      labels=grid_labels(net, int(spec["num"])), guidance_scale=float(spec["guidance_scale"]))
-    return save_grid(images, path)
+def sample_grid(parts: StageParts, path: Path, seed: int | None = None) -> torch.Tensor:
+    """Samples of the stage's EMA model with its grid settings (``parts.sample``) as a PNG grid
+    at ``path``; returns the grid tensor. ``seed`` defaults to the stage seed + 7."""
+    return save_grid(sample_images(parts, int(parts.sample["num"]), seed), path)
+
+
+def sample_images(parts: StageParts, num: int, seed: int | None = None) -> torch.Tensor:
+    """``num`` samples of the stage's EMA model with its sampler and guidance, in [-1, 1]."""
+    net = parts.ema.model
+    return generate(net, parts.objective, parts.sample["sampler"], parts.transform, num, parts.sample_shape,
+                    seed=parts.seed + 7 if seed is None else seed, device=parts.device,
+                    labels=grid_labels(net, num), guidance_scale=float(parts.sample["guidance_scale"]))

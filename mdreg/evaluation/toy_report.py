@@ -23,6 +23,8 @@ import torch
 
 from mdreg.config import instantiate
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
+from mdreg.engine.distributed import DistEnv
+from mdreg.engine.parts import build_stage
 from mdreg.errors import UserError
 from mdreg.evaluation.distances import mmd, sliced_wasserstein
 from mdreg.evaluation.sampling import generate
@@ -35,14 +37,12 @@ def stage_samples(plan: RunPlan, stage: str, num: int, seed: int) -> torch.Tenso
     if latest is None:
         return None
     cfg = plan.cfg
-    net = instantiate(cfg.model, key="model")
+    parts = build_stage(cfg, stage, DistEnv(), data=False)
     state = load_checkpoint(latest, map_location="cpu")
-    net.load_state_dict(state[cfg.evaluation.get("weights", "ema")])
-    objective = instantiate(cfg.stages[stage].objective, key=f"stages.{stage}.objective")
+    parts.model.load_state_dict(state[cfg.evaluation.get("weights", "ema")])
     sampler = instantiate(cfg.evaluation.sampler, key="evaluation.sampler")
-    transform = instantiate(cfg.data.transform, key="data.transform")
-    shape = (net.in_chans, *net.input_hw)
-    points = generate(net, objective, sampler, transform, num, shape, seed=seed, batch_size=num)
+    points = generate(parts.model, parts.objective, sampler, parts.transform, num, parts.sample_shape, seed=seed,
+                      batch_size=num)
     return points.reshape(num, -1)
 
 

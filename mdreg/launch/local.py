@@ -8,6 +8,7 @@ alone writes the run directory's files and the others wait for it.
 from __future__ import annotations
 
 from mdreg.engine import ddp
+from mdreg.engine.backends import configure_process
 from mdreg.engine.distributed import DistEnv, setup
 from mdreg.engine.trainer import Trainer
 from mdreg.launch.plan import RunPlan
@@ -23,7 +24,9 @@ class LocalExecutor:
         self.env = env
 
     def run(self, plan: RunPlan, stages: list[str] | None = None) -> dict[str, dict]:
-        env = self.env = self.env or setup(str(plan.cfg.train.get("device", "auto")))
+        env = self.env = self.env or setup(str(plan.cfg.train.get("device", "auto")),
+                                           timeout_s=plan.cfg.train.get("collective_timeout_s"))
+        configure_process(plan.cfg.train, env.device)
         if env.is_main:
             prepare(plan)
         ddp.barrier()
@@ -34,7 +37,7 @@ class LocalExecutor:
             if env.is_main:
                 write_stage_config(plan, stage.name)
             ddp.barrier()
-            results[stage.name] = Trainer(plan.cfg, stage.name, plan.run_dir, env=env).fit()
+            results[stage.name] = Trainer.for_stage(plan.cfg, stage.name, plan.run_dir, env).fit()
         return results
 
     def submit(self, plans: list[RunPlan], stages: list[str] | None = None) -> list[dict[str, dict]]:

@@ -38,6 +38,7 @@ from mdreg.config import apply_overrides, load_recipe, parse_overrides
 from mdreg.config.serialize import check_serialisable
 from mdreg.config.tree import check_interpolations
 from mdreg.config.overrides import Override
+from mdreg.engine.stage import effective_steps, stage_parent
 from mdreg.errors import ConfigError
 
 # where and how a run executes, logs and keeps checkpoints; not what it trains (its RNG is
@@ -98,52 +99,10 @@ def run_name_for(overrides: list[str], base: str | None = None) -> str:
     return _slug(",".join(parts)) if parts else "default"
 
 
-def stage_parent(cfg: DictConfig, name: str) -> str | None:
-    """The stage whose weights ``stages.<name>`` starts from, checked against the declared
-    order (None: fresh initialisation or a checkpoint file)."""
-    names = list(cfg.stages.keys())
-    init = cfg.stages[name].get("init_from")
-    if isinstance(init, DictConfig):
-        if "path" in init:
-            return None
-        init = init.get("stage")
-    if init is None:
-        return None
-    init, index = str(init), names.index(name)
-    if init == "previous":
-        if index == 0:
-            raise ConfigError(f"stages.{name}.init_from='previous' but {name!r} is the first stage (stages: "
-                              f"{', '.join(names)}); set stages.{name}.init_from=null to train it from scratch")
-        return names[index - 1]
-    if init not in names:
-        raise ConfigError(f"stages.{name}.init_from names stage {init!r}, which this run does not have (stages: "
-                          f"{', '.join(names)}); set stages.{name}.init_from=null to train it from scratch")
-    if names.index(init) >= index:
-        raise ConfigError(f"stages.{name}.init_from={init!r}: stages run in the order they are declared and "
-                          f"{init!r} comes after {name!r}; declare {init!r} first")
-    return init
-
-
-def check_stage(node: DictConfig, name: str) -> None:
-    """A ``stage:train`` node's scalar settings, checked as the stage will check them, so that a
-    bad value fails at launch (before any job waits in a queue), naming its key."""
-    from mdreg.config.lazy import target_ref
-    from mdreg.engine.stage import check_settings, normalise_init
-
-    if target_ref(node) not in ("stage:train", "mdreg.engine.stage.TrainStage"):
-        return
-    settings = {key: node[key] for key in ("steps", "batch_size", "grad_accum", "precision", "grad_clip",
-                                           "label_dropout") if node.get(key) is not None}
-    ema, init = node.get("ema"), node.get("init_from")
-    try:
-        check_settings(**settings, ema=OmegaConf.to_container(ema) if isinstance(ema, DictConfig) else ema)
-        normalise_init(OmegaConf.to_container(init) if isinstance(init, DictConfig) else init)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"stages.{name}: {exc}; fix it in the recipe or with stages.{name}.KEY=VALUE") from None
-
-
 def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
-    from mdreg.engine.trainer import effective_steps
+    """One StagePlan per declared stage, each stage built on the ``meta`` device first
+    (:func:`mdreg.engine.parts.check_stage`): a bad value fails here, naming its key."""
+    from mdreg.engine.parts import check_stage
 
     if "stages" not in cfg or not cfg.stages:
         raise ConfigError("the recipe has no stages (stages = dict(name=L('stage:train')(...)))")
@@ -156,7 +115,7 @@ def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
         for key in ("steps", "batch_size"):
             if key not in node:
                 raise ConfigError(f"stages.{name}.{key} is required")
-        check_stage(node, name)
+        check_stage(cfg, name)
         init = node.get("init_from")
         init = init if isinstance(init, str) or init is None else str(OmegaConf.to_container(init))
         plans.append(StagePlan(name, effective_steps(cfg, name), int(node.batch_size), run_dir / name, init,
@@ -166,10 +125,10 @@ def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
 
 def make_plan(recipe: Path, cfg: DictConfig, overrides: list[str], notes: list[str],
               sweep_values: dict | None = None, run_name: str | None = None) -> RunPlan:
-    from mdreg.engine.settings import validate_train
+    from mdreg.engine.settings import TrainSettings
 
-    validate_train(cfg.train)
     check_interpolations(cfg)
+    TrainSettings.from_config(cfg.train)
     check_serialisable(cfg)  # config.yaml must be writable: a lambda fails the dry run too, naming its key
     recipe_name = recipe.stem
     run_name = run_name or cfg.train.get("run_name") or run_name_for(overrides)
@@ -274,4 +233,4 @@ def _require_train(cfg: DictConfig) -> None:
                               f"override its keys ({key}.KEY=VALUE) instead of replacing it")
 
 
-__all__ = ["RunPlan", "StagePlan", "build_plans", "changes_training", "make_plan", "run_name_for", "stage_parent", "Override"]
+__all__ = ["RunPlan", "StagePlan", "build_plans", "changes_training", "make_plan", "run_name_for", "Override"]

@@ -34,6 +34,7 @@ from submitit.slurm.slurm import _make_sbatch_string
 
 from mdreg.errors import ConfigError, UserError
 from mdreg.launch.jobs import JobGroup, chain, describe_graph
+from mdreg.engine.stage import micro_batch_size
 from mdreg.launch.plan import RunPlan
 from mdreg.launch.records import JobRecord, append_submission, latest_jobs
 from mdreg.launch.rundir import prepare, write_stage_config
@@ -86,12 +87,9 @@ class SlurmExecutor:
             if plan.run_name == LOGS:
                 raise ConfigError(f"train.run_name={LOGS!r} is where Slurm logs go; choose another run name")
             for stage in plan.stages:
-                parts = world * stage.grad_accum
-                if stage.batch_size % parts:
-                    raise ConfigError(f"stages.{stage.name}.batch_size={stage.batch_size} (the global batch) does not "
-                                      f"split over {world} tasks ({found[0].nodes} node(s) x {found[0].tasks_per_node}"
-                                      f" per node, one per GPU) x stages.{stage.name}.grad_accum {stage.grad_accum}; "
-                                      f"change the batch size, grad_accum, --nodes or --gpus-per-node")
+                micro_batch_size(stage.batch_size, stage.grad_accum, world, stage.name,
+                                 f"{found[0].nodes} node(s) x {found[0].tasks_per_node} task(s) per node, one per GPU;"
+                                 f" set --nodes / --gpus-per-node")
         return found[0]
 
     def groups(self, plans: list[RunPlan], stages: list[str] | None) -> list[JobGroup]:

@@ -47,19 +47,21 @@ class StageJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict[str, dict]:
         from mdreg.config import load_config
+        from mdreg.engine.backends import configure_process
         from mdreg.engine.distributed import setup_from_slurm
         from mdreg.engine.trainer import Trainer
 
         use_allocated_cpus()
         cfg = load_config(Path(self.run_dir) / "config.yaml")
-        env = setup_from_slurm(cfg.train.get("device", "auto"))
+        env = setup_from_slurm(cfg.train.get("device", "auto"), timeout_s=cfg.train.get("collective_timeout_s"))
+        configure_process(cfg.train, env.device)
         print(f"mdreg: {self.run_dir} stages {', '.join(self.stages)}: {describe_task(env)}", flush=True)
         results: dict[str, dict] = {}
         with StopAtStepBoundary() as stop:
             for name in self.stages:
                 if stop.requested:
                     stop.requeue()
-                trainer = Trainer(cfg, name, self.run_dir, env=env)
+                trainer = Trainer.for_stage(cfg, name, self.run_dir, env)
                 stop.attach(trainer)
                 results[name] = trainer.fit()
                 stop.detach()

@@ -22,7 +22,7 @@ def test_label_dropout_replaces_labels_with_the_null_class(recipe_factory):
                             batch_size=16)
     trainer, calls = _run(recipe)
     labels = torch.cat([c["y"] for c in calls])
-    null = trainer.model.null_label
+    null = trainer.parts.model.null_label
     frac = (labels == null).float().mean().item()
     assert 0.15 < frac < 0.45, frac  # 192 draws at p = 0.3
     assert set(labels[labels != null].tolist()) <= set(range(4))
@@ -43,8 +43,8 @@ def test_hflip_is_deterministic_and_flips_about_p(recipe_factory):
     flipped = total = 0
     for step, call in enumerate(calls):
         from mdreg.engine.data_order import batch_indices
-        idx = batch_indices(len(trainer.dataset), 16, step, trainer.seed)
-        originals = trainer.dataset.images[idx]
+        idx = batch_indices(len(trainer.parts.dataset), 16, step, trainer.parts.seed)
+        originals = trainer.parts.dataset.images[idx]
         same = (call["x"] == originals).flatten(1).all(1)
         mirrored = (call["x"] == originals.flip(-1)).flatten(1).all(1)
         assert bool((same | mirrored).all())

@@ -57,7 +57,7 @@ def _worker(rank: int, recipe: str, port: int, stop_at: int | None, use_slurm_va
     if env.is_main:
         prepare(plan)
     ddp.barrier()
-    trainer = Trainer(plan.cfg, "main", plan.run_dir, env=env)
+    trainer = Trainer.for_stage(plan.cfg, "main", plan.run_dir, env)
     if stop_at is not None and rank == 1:
         step_fn = trainer.train_step
 
@@ -101,7 +101,7 @@ def test_two_ranks_match_one_process_and_resume_after_a_rank1_stop(recipe_factor
 
     _spawn(recipe)  # relaunch: resumes at step 3, both ranks restore their own RNG state
     final = torch.load(folder / "checkpoints" / f"step_{STEPS:08d}.pt", weights_only=True)
-    want = reference.model.state_dict()
+    want = reference.parts.model.state_dict()
     worst = max(float((final["model"][k] - want[k]).abs().max()) for k in want)
     for key in want:
         torch.testing.assert_close(final["model"][key], want[key], rtol=1e-4, atol=1e-6, msg=key)

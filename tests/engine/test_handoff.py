@@ -20,6 +20,7 @@ class Tiny(nn.Module):
             self.register_buffer("pos_embed", torch.full((1, grid * grid, width), float(grid)))
         else:
             self.pos_embed = nn.Parameter(torch.randn(1, 1 + grid * grid, width))
+            self.num_prefix_tokens = 1  # a time token before the grid, as U-ViT has
         if mask_token:
             self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
 
@@ -39,12 +40,13 @@ def test_mask_token_on_one_side_is_skipped_and_logged():
 def test_learned_pos_embed_is_interpolated_bicubic_keeping_extra_tokens():
     src, dst = Tiny(grid=4), Tiny(grid=8)
     notes = load_matching(dst, {"_orig_mod." + k: v for k, v in src.state_dict().items()}, "src")
-    assert notes == ["pos_embed: learned table interpolated (bicubic) (1, 17, 8) -> (1, 65, 8)"]
+    assert notes == ["pos_embed: learned table interpolated (bicubic, first 1 token(s) kept) (1, 17, 8) -> (1, 65, 8)"]
     assert torch.equal(dst.pos_embed[:, :1], src.pos_embed[:, :1])  # the time token is kept
     grid = src.pos_embed[0, 1:].reshape(4, 4, 8).permute(2, 0, 1)[None]
     want = torch.nn.functional.interpolate(grid, size=(8, 8), mode="bicubic", align_corners=False)
     torch.testing.assert_close(dst.pos_embed[0, 1:], want[0].permute(1, 2, 0).reshape(64, 8))
-    assert resize_pos_embed(torch.zeros(1, 17, 8), torch.Size([1, 65, 4])) is None  # width differs
+    assert resize_pos_embed(torch.zeros(1, 17, 8), torch.Size([1, 65, 4]), 1) is None  # width differs
+    assert resize_pos_embed(torch.zeros(1, 17, 8), torch.Size([1, 65, 8]), 2) is None  # 15 is not a square grid
 
 
 def test_fixed_pos_embed_keeps_the_recomputed_table():
@@ -70,13 +72,15 @@ def test_init_from_an_mdreg_checkpoint_at_a_new_resolution(recipe_factory):
     recipe = recipe_factory(steps=2)
     source = make_trainer(recipe, ["train.run_name=source"])
     source.fit()
-    ema = source.ema.state_dict()
+    ema = source.parts.ema.state_dict()
     target = make_trainer(recipe, ["train.run_name=target", "model.img_size=16", "data.dataset.resolution=16",
                                    f"+stages.main.init_from={{path: '{source.last_good}', weights: ema}}"])
-    got = target.model.state_dict()
+    target.restore()
+    got = target.parts.model.state_dict()
     assert torch.equal(got["mid_block.attn.qkv.weight"], ema["mid_block.attn.qkv.weight"])
     assert got["pos_embed"].shape == (1, 1 + 64, 32)
-    assert torch.equal(target.ema.model.state_dict()["pos_embed"], got["pos_embed"])
+    assert torch.equal(target.parts.ema.model.state_dict()["pos_embed"], got["pos_embed"])
+    target.fit()
     event = [json.loads(line) for line in (target.dir / "metrics.jsonl").read_text().splitlines()][0]
     assert event["event"] == "init_from" and "interpolated" in event["adapted"][0]
 
@@ -87,16 +91,18 @@ def test_official_checkpoints_are_read_renamed_and_their_weights_entry_honoured(
     from mdreg.models.official import to_official
 
     recipe = recipe_factory(steps=1)
-    reference = make_trainer(recipe, ["train.run_name=ref"]).model.state_dict()
+    reference = make_trainer(recipe, ["train.run_name=ref"]).parts.model.state_dict()
     entries = {name: {f"model.{k}": torch.full_like(v, fill) for k, v in to_official(reference, "maskdm").items()}
                for name, fill in (("ema", 0.5), ("model", -0.25))}
     torch.save({**entries, "step": 7}, tmp_path / "official.pt")
     for weights, fill in (("ema", 0.5), ("model", -0.25)):
         override = f"+stages.main.init_from={{path: '{tmp_path / 'official.pt'}', kind: maskdm, weights: {weights}}}"
         trainer = make_trainer(recipe, [f"train.run_name={weights}", override])
-        assert bool((trainer.model.patch_embed.proj.weight == fill).all())
+        trainer.restore()
+        assert bool((trainer.parts.model.patch_embed.proj.weight == fill).all())
+        trainer.fit()
         event = json.loads((trainer.dir / "metrics.jsonl").read_text().splitlines()[0])
         assert event["event"] == "init_from" and f"official maskdm checkpoint, {weights}" in event["source"]
-    with pytest.raises(UserError, match="not an official checkpoint kind"):
+    with pytest.raises(UserError, match="not an official checkpoint kind"):  # at planning, before any I/O
         make_trainer(recipe, ["train.run_name=bad", f"+stages.main.init_from={{path: '{tmp_path / 'official.pt'}', "
                                                     f"kind: dalle}}"])

@@ -4,6 +4,7 @@ import json
 import torch
 
 from mdreg.engine.checkpoint import load_checkpoint
+from mdreg.engine.distributed import DistEnv
 from mdreg.engine.trainer import Trainer
 from mdreg.launch.local import LocalExecutor
 from mdreg.launch.plan import build_plans
@@ -29,7 +30,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     (broken,) = build_plans(recipe, ["train.run_name=broken"])
     prepare(broken)
     write_stage_config(broken, "pretrain")
-    trainer = Trainer(broken.cfg, "pretrain", broken.run_dir)
+    trainer = Trainer.for_stage(broken.cfg, "pretrain", broken.run_dir, DistEnv())
     step_once = trainer.train_step
 
     def stop_after_three(*args):
@@ -66,10 +67,11 @@ def test_finetune_starts_from_pretrain_ema_weights(tmp_path):
     (plan,) = build_plans(recipe, [])
     LocalExecutor().run(plan, stages=["pretrain"])
     pre = final_weights(plan.run_dir / "pretrain")
-    finetune = Trainer(plan.cfg, "finetune", plan.run_dir)
-    for name, tensor in finetune.model.state_dict().items():
+    finetune = Trainer.for_stage(plan.cfg, "finetune", plan.run_dir, DistEnv())
+    finetune.restore()  # the hand-off happens when the loop starts, not when the trainer is built
+    for name, tensor in finetune.parts.model.state_dict().items():
         assert torch.equal(tensor, pre["ema"][name]), name
-        assert torch.equal(finetune.ema.model.state_dict()[name], pre["ema"][name])
+        assert torch.equal(finetune.parts.ema.model.state_dict()[name], pre["ema"][name])
     assert not all(torch.equal(pre["model"][k], pre["ema"][k]) for k in pre["model"])  # EMA really differs
 
 
@@ -93,7 +95,7 @@ def test_a_checkpoint_from_another_device_type_resumes_with_a_note(tmp_path, cap
     LocalExecutor().run(straight, stages=["pretrain"])
     (moved,) = build_plans(recipe, ["train.run_name=moved"])
     prepare(moved)
-    trainer = Trainer(moved.cfg, "pretrain", moved.run_dir)
+    trainer = Trainer.for_stage(moved.cfg, "pretrain", moved.run_dir, DistEnv())
     step_once = trainer.train_step
 
     def stop_after_two(*args):

@@ -8,8 +8,10 @@ import torch
 
 from mdreg.engine.optim import build_optimizer, device_kwargs
 from mdreg.engine.ema import EMA
-from mdreg.engine.precision import Precision, configure_tf32
-from mdreg.engine.trainer import micro_batch_size
+from mdreg.engine.backends import configure_tf32
+from mdreg.engine.precision import Precision
+from mdreg.engine.stage import micro_batch_size
+from mdreg.engine.step import set_lr
 from mdreg.errors import ConfigError
 from tests.conftest import final_state, make_trainer
 
@@ -34,13 +36,13 @@ def test_mixed_precision_trains_and_checkpoints_the_scaler(recipe_factory, preci
     trainer = make_trainer(recipe_factory(precision=precision, steps=4, ckpt_every=2))
     result = trainer.fit()
     assert result["complete"] and torch.isfinite(torch.tensor(result["loss"]))
-    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32
+    assert all(p.dtype == torch.float32 for p in trainer.parts.model.parameters())  # master weights stay fp32
     state = torch.load(trainer.last_good, weights_only=True)
-    assert state["scaler"] == trainer.scaler.state_dict()
+    assert state["scaler"] == trainer.parts.precision.scaler.state_dict()
     if precision == "fp16":
-        assert trainer.scaler.is_enabled() and state["scaler"]["scale"] > 0
+        assert trainer.parts.precision.scaler.is_enabled() and state["scaler"]["scale"] > 0
     else:
-        assert not trainer.scaler.is_enabled()
+        assert not trainer.parts.precision.scaler.is_enabled()
 
 
 def test_autocast_dtypes():
@@ -58,9 +60,9 @@ def test_grad_clip_bounds_the_update_norm(recipe_factory):
     trainer = make_trainer(recipe_factory(grad_clip=1e-3, steps=1, optimizer="L(torch.optim.SGD)(_partial_=True, lr=1.0)"),
                            ["stages.main.lr_schedule.warmup_steps=0"])
     x, y = next(iter(trainer.loader()))
-    before = [p.detach().clone() for p in trainer.model.parameters()]
-    _, grad_norm, _ = trainer.train_step(x, y)
-    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(trainer.model.parameters(), before)])
+    before = [p.detach().clone() for p in trainer.parts.model.parameters()]
+    grad_norm = trainer.train_step(x, y).grad_norm
+    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(trainer.parts.model.parameters(), before)])
     assert float(grad_norm) > 1e-2  # the pre-clip norm is what gets logged
     assert float(update.norm()) == pytest.approx(1e-3, rel=1e-4)
 
@@ -106,15 +108,15 @@ def test_fused_adamw_only_on_cuda():
 
 def test_global_batch_must_split_over_world_and_accumulation(recipe_factory):
     trainer = make_trainer(recipe_factory(batch_size=12, grad_accum=2))
-    assert micro_batch_size(trainer.stage, 1, "main") == 6
-    assert micro_batch_size(trainer.stage, 3, "main") == 2
+    assert trainer.parts.micro_batch == 6
+    assert micro_batch_size(12, 2, 3, "main") == 2
     with pytest.raises(ConfigError, match=r"stages\.main\.batch_size=12 .* world size 4 x stages\.main\.grad_accum 2"):
-        micro_batch_size(trainer.stage, 4, "main")
+        micro_batch_size(12, 2, 4, "main")
 
 
 def test_warmup_then_cosine_lr(recipe_factory):
     trainer = make_trainer(recipe_factory(steps=10), ["stages.main.lr_schedule=cosine",
                                                       "stages.main.lr_schedule.warmup_steps=2"])
-    lrs = [trainer.set_lr(s) for s in range(10)]
+    lrs = [set_lr(trainer.parts, s) for s in range(10)]
     assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < 1e-4

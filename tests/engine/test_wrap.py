@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from mdreg.engine.wrap import ForwardProxy, compile_backend, strip_prefixes
+from mdreg.engine.handoff import strip_prefixes
+from mdreg.engine.wrap import ForwardProxy, compile_backend
 from tests.conftest import final_state, make_trainer
 
 
@@ -20,7 +21,7 @@ def test_compiled_training_saves_plain_keys_and_matches_eager(recipe_factory):
     state = torch.load(compiled.last_good, weights_only=True)
     for part in ("model", "ema"):
         assert not any("_orig_mod" in k or k.startswith("module.") for k in state[part])
-        assert list(state[part]) == list(plain.model.state_dict())
+        assert list(state[part]) == list(plain.parts.model.state_dict())
     a, b = final_state(plain), final_state(compiled)
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)

@@ -84,11 +84,12 @@ def test_a_typo_in_launch_is_reported_for_local_runs_too(tmp_path, launch):
 def test_the_global_batch_must_split_over_the_tasks(tmp_path, launch):
     code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "--cluster", "slurm",
                        "--gpus-per-node", "3", "--dry-run")
-    assert code == 2 and "stages.pretrain.batch_size=64 (the global batch) does not split over 3 tasks" in out
+    assert code == 2 and "stages.pretrain.batch_size=64 is the global batch and must be divisible by world size 3 " \
+                         "(1 node(s) x 3 task(s) per node" in out
     code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "stages.pretrain.grad_accum=8",
                        "--cluster", "slurm", "--gpus-per-node", "8", "--nodes", "2", "--dry-run")
-    assert code == 2 and "does not split over 16 tasks (2 node(s) x 8 per node, one per GPU) x " \
-                         "stages.pretrain.grad_accum 8" in out
+    assert code == 2 and "world size 16 (2 node(s) x 8 task(s) per node, one per GPU; set --nodes / " \
+                         "--gpus-per-node) x stages.pretrain.grad_accum 8 = 128" in out
 
 
 def test_flags_fix_what_the_recipe_gets_wrong(tmp_path, launch):

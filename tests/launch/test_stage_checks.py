@@ -12,12 +12,12 @@ QUICK = REPO / "recipes" / "quickstart.py"
 
 
 @pytest.mark.parametrize("override,message", [
-    ("stages.pretrain.steps=0", "stages.pretrain: steps, batch_size and grad_accum must be >= 1 (got 0, 64, 1)"),
-    ("stages.pretrain.grad_accum=3", "stages.pretrain: batch_size 64 is not divisible by grad_accum 3"),
-    ("stages.finetune.precision=fp8", "stages.finetune: precision must be one of fp32, bf16, fp16, got 'fp8'"),
-    ("stages.pretrain.ema.decay=1.0", "stages.pretrain: ema needs 0 <= decay < 1"),
-    ("+stages.pretrain.ema.dekay=0.5", "stages.pretrain: ema has unknown keys ['dekay'] (allowed: decay, every, start)"),
-    ("stages.finetune.init_from=[pretrain]", "stages.finetune: init_from must be null, a stage name"),
+    ("stages.pretrain.steps=0", "stages.pretrain: building stage:train failed: steps, batch_size and grad_accum must be >= 1 (got 0, 64, 1)"),
+    ("stages.pretrain.grad_accum=3", "stages.pretrain: building stage:train failed: batch_size 64 is not divisible by grad_accum 3"),
+    ("stages.finetune.precision=fp8", "stages.finetune: building stage:train failed: precision must be one of fp32, bf16, fp16, got 'fp8'"),
+    ("stages.pretrain.ema.decay=1.0", "stages.pretrain: building stage:train failed: ema needs 0 <= decay < 1"),
+    ("+stages.pretrain.ema.dekay=0.5", "stages.pretrain: building stage:train failed: ema has unknown keys ['dekay'] (allowed: decay, every, start)"),
+    ("stages.finetune.init_from=[pretrain]", "stages.finetune: building stage:train failed: init_from must be null, a stage name"),
     ("train=null", "train is null, but it must be a mapping"),
     ("stages.pretrain=null", "stages.pretrain is null, not a stage; drop a stage with ~stages.pretrain"),
 ])

@@ -30,5 +30,5 @@ def test_failed_job_traceback_in_status(tmp_path, launch):
     text = status.stdout
     assert "FAILED: traceback from" in text
     assert "Traceback (most recent call last)" in text
-    assert "ValueError: the dataset has 16 samples, fewer than one global batch of 64" in text
+    assert "ConfigError: data.dataset has 16 samples, fewer than one global batch of stages.pretrain.batch_size=64" in text
     assert f"cancelled: its dependency (afterok:{pretrain}) failed or was cancelled" in text

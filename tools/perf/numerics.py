@@ -12,29 +12,30 @@ import argparse
 import copy
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import torch  # noqa: E402
 
 from mdreg.benchmark.configs import named_config, prepare  # noqa: E402
-from mdreg.benchmark.run import _random_batch  # noqa: E402
+from mdreg.benchmark.run import random_batch  # noqa: E402
 from mdreg.engine.distributed import DistEnv, pick_device  # noqa: E402
-from mdreg.engine.trainer import Trainer  # noqa: E402
+from mdreg.engine.parts import build_stage  # noqa: E402
+from mdreg.engine.step import train_step  # noqa: E402
+from mdreg.engine.wrap import wrap  # noqa: E402
 
 
 def losses(cfg, device, steps, precision, compile_mode):
     cfg = copy.deepcopy(cfg)
     cfg.stages.bench.precision = precision
     cfg = prepare(cfg, "bench", None, None if compile_mode == "none" else True, None, True, str(device))
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, "bench", tmp, env=DistEnv(device=device))
-        trainer.monitor.close()
-        out = []
-        for step in range(steps):
-            x, y = _random_batch(trainer, trainer.stage.batch_size, step)
-            out.append(float(trainer.train_step(x, y)[0]))
+    env = DistEnv(device=device)
+    parts = build_stage(cfg, "bench", env)
+    net, _ = wrap(parts.model, env, cfg.train.compile)
+    out = []
+    for step in range(steps):
+        x, y = random_batch(parts, parts.batch_size, step)
+        out.append(float(train_step(parts, net, step, x, y).loss))
     return out
 
 

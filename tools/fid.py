@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""FID: ``python tools/fid.py SAMPLES REFERENCE --inception-weights PATH [--reference-resolution R]``."""
+"""FID: ``python tools/fid.py SAMPLES REFERENCE --inception-weights PATH [--reference-resolution R]``
+(``--compute fid,sfid,is,precision,recall,kid`` for more; tools/metrics.py computes them all)."""
 import os
 import sys
 

@@ -30,7 +30,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from mdreg.config import apply_overrides, instantiate, load_config, parse_overrides
+from mdreg.config import apply_overrides, load_config, parse_overrides
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
 from mdreg.engine.distributed import DistEnv, pick_device
 from mdreg.engine.parts import build_stage

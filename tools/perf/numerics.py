@@ -15,7 +15,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-import torch  # noqa: E402
 
 from mdreg.benchmark.configs import named_config, prepare  # noqa: E402
 from mdreg.benchmark.run import random_batch  # noqa: E402

@@ -101,7 +101,11 @@ class LatentStoreWriter:
         return self.folder / "header.json"
 
 
+REENCODE = "re-encode the store with tools/encode_latents.py (or restore the file from a copy)"
+
+
 def read_header(root: Path) -> dict:
+    """``root/header.json``, checked for the format and the fields a reader needs."""
     path = root / "header.json"
     if not path.is_file():
         hint = ""
@@ -110,29 +114,78 @@ def read_header(root: Path) -> dict:
             hint = (f" (encoding was interrupted after {progress.get('done')}/{progress.get('count')} rows: rerun "
                     f"tools/encode_latents.py with the same arguments and --out {root} to finish it)")
         raise UserError(f"data.dataset.root={str(root)!r} is not a complete latent store: no header.json{hint}")
-    header = json.loads(path.read_text())
-    if header.get("format") != FORMAT or header.get("version") != VERSION:
+    try:
+        header = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); {REENCODE}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") != VERSION:
         raise UserError(f"{path} is not an {FORMAT} v{VERSION} header")
+    missing = [k for k in ("count", "shape", "dtype") if k not in header]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}; {REENCODE}")
     return header
+
+
+def open_npy(path: Path, shape: tuple, dtype_ok, dtype_text: str) -> np.ndarray:
+    """Memory-map the .npy ``path`` after checking that it exists, is a .npy file, holds
+    ``shape`` and a dtype ``dtype_ok`` accepts, and is not truncated."""
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the latent store is incomplete; {REENCODE}")
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            found, _, dtype = read(fh)
+            offset = fh.tell()
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path} is not a .npy array file ({exc}); {REENCODE}") from None
+    if tuple(found) != tuple(shape):
+        raise UserError(f"{path} has shape {tuple(found)}, header.json says {tuple(shape)}: the files do not belong "
+                        f"together; {REENCODE}")
+    if not dtype_ok(dtype):
+        raise UserError(f"{path} holds {dtype}, header.json says {dtype_text}; {REENCODE}")
+    need, size = offset + int(np.prod(found)) * dtype.itemsize, path.stat().st_size
+    if size < need:
+        raise UserError(f"{path} is truncated: {size} bytes, its {tuple(found)} {dtype} array needs {need}; {REENCODE}")
+    return np.load(path, mmap_mode="r")
+
+
+def check_labels(labels: np.ndarray, num_classes: int | None, path: Path) -> None:
+    """Every label is -1 (none) or a class below ``num_classes`` (header.json's; not
+    checked above when the header does not say)."""
+    if len(labels) == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    limit = high + 1 if num_classes is None else max(int(num_classes), 0)
+    if low < -1 or high >= limit and high >= 0:
+        bad = int(((labels < -1) | (labels >= limit)).sum())
+        raise UserError(f"{path} holds labels {low}..{high} ({bad} rows out of range) but header.json says "
+                        f"num_classes={num_classes} (labels -1..{num_classes - 1}); {REENCODE}")
 
 
 @DATASETS.register("latents", aliases=("latent_store",))
 class LatentStore(ImageDataset):
     """VAE moments (mean, logvar) per image plus labels, memory-mapped from a store folder;
-    use with ``transform:latent``."""
+    use with ``transform:latent``. A store whose files disagree with ``header.json``
+    (shape, count, dtype, labels beyond ``num_classes``) or are truncated is refused with
+    the file and the fix."""
 
     def __init__(self, root: str):
         self.root = Path(root)
         self.header = read_header(self.root)
-        self.moments = np.load(self.root / "moments.npy", mmap_mode="r")
-        self.labels = np.load(self.root / "labels.npy", mmap_mode="r")
-        if self.moments.shape != (self.header["count"], *self.header["shape"]):
-            raise UserError(f"{self.root}/moments.npy has shape {self.moments.shape}, the header says "
-                            f"{(self.header['count'], *self.header['shape'])}")
-        self.channels, self.resolution = int(self.header["shape"][0]), int(self.header["shape"][1])
+        count, shape = int(self.header["count"]), tuple(self.header["shape"])
+        dtype = str(self.header["dtype"])
+        self.moments = open_npy(self.root / "moments.npy", (count, *shape), lambda d: d == np.dtype(dtype), dtype)
+        self.labels = open_npy(self.root / "labels.npy", (count,), lambda d: d.kind in "iu", "integer labels")
+        self.channels, self.resolution = int(shape[0]), int(shape[1])
         self.num_classes = int(self.header.get("num_classes") or 0)
+        check_labels(np.asarray(self.labels), self.header.get("num_classes"), self.root / "labels.npy")
         scale = self.header.get("scale_factor")  # checked by transform:latent (Latent.check_dataset)
         self.scale_factor = None if scale is None else float(scale)
+
+    def describe(self) -> str:
+        return f"latent store {self.root}: {len(self)} rows of {self.channels}x{self.resolution}x{self.resolution}, " \
+               f"{self.num_classes or 'no'} classes"
 
     def __len__(self) -> int:
         return int(self.header["count"])

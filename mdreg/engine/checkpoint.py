@@ -4,7 +4,17 @@ A checkpoint is written to a temporary file in the same folder, flushed, fsync'e
 renamed over its final name, then ``last`` (a one-line text file naming it) is replaced
 the same way. A crash at any point leaves the previous checkpoint and pointer intact; the
 temporary file a killed writer leaves behind is removed by the next save (one writer per
-folder: rank 0 of the stage).
+folder: rank 0 of the stage). Before writing, the state's tensor bytes are compared with
+the free space: a checkpoint that cannot fit is refused before anything is written, and a
+disk that fills while writing removes the temporary file; both raise
+:class:`~mdreg.config.serialize.OutOfSpace` naming the folder, the size and the free bytes.
+
+Resuming (:func:`resume_point`) takes the checkpoint ``last`` names, else the newest step
+file, and falls back to older ones when a file cannot be read (truncated, empty,
+garbage). Each skipped file is renamed aside to ``step_NNNNNNNN.pt.damaged`` (``.damaged.2``,
+... if that name is taken), never deleted and never counted by keep-last-K;
+:meth:`CheckpointManager.damaged` lists them. If checkpoints exist but none reads, nothing
+is renamed and the run stops: starting the stage over would discard it.
 Files load with ``torch.load(weights_only=True)``: plain tensors, numbers and strings only.
 """
 from __future__ import annotations
@@ -14,15 +24,42 @@ from pathlib import Path
 
 import torch
 
-from mdreg.config.serialize import atomic_write, atomic_write_text
+from mdreg.config.serialize import OutOfSpace, atomic_write, atomic_write_text
+from mdreg.engine.ddp import gather_objects
 from mdreg.errors import UserError
 from mdreg.paths import local_path
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
+_DAMAGED = re.compile(r"^step_\d{8}\.pt\.damaged(\.\d+)?$")
+REQUIRED = ("model", "ema", "optimizer", "step")  # what a training checkpoint must hold
 
 
 def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}.pt"
+
+
+def state_bytes(state) -> int:
+    """Bytes of the distinct tensor storages in ``state`` (nested dicts/lists): a lower bound
+    of the size ``torch.save`` writes."""
+    seen: dict[int, int] = {}
+
+    def walk(value):
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(state)
+    return sum(seen.values())
+
+
+class UnreadableCheckpoint(Exception):
+    """A checkpoint file that cannot be loaded; the message says why."""
 
 
 class CheckpointManager:
@@ -40,12 +77,27 @@ class CheckpointManager:
         return sorted(int(m.group(1)) for p in self.folder.iterdir() if (m := _NAME.match(p.name)))
 
     def save(self, state: dict, step: int) -> Path:
+        """Write ``state`` as the checkpoint of ``step``, point ``last`` at it, prune."""
         self.folder.mkdir(parents=True, exist_ok=True)
         for pattern in (".step_*.tmp", ".last.*.tmp"):
             for stale in self.folder.glob(pattern):
                 stale.unlink(missing_ok=True)
-        path = atomic_write(self.folder / checkpoint_name(step), lambda fh: torch.save(state, fh), binary=True)
-        atomic_write_text(self.folder / "last", path.name + "\n")
+        name = checkpoint_name(step)
+        try:
+            path = atomic_write(self.folder / name, lambda fh: torch.save(state, fh), binary=True,
+                                size=state_bytes(state))
+            atomic_write_text(self.folder / "last", path.name + "\n")
+        except OutOfSpace as exc:
+            previous = self.pointed()
+            kept = f"the previous checkpoint {previous.name} and 'last' are intact" if previous else \
+                "no earlier checkpoint exists"
+            if exc.name == "last":
+                kept = f"{name} was written but 'last' still names the previous one; {kept}"
+            raise OutOfSpace(f"out of space: cannot write the checkpoint {name} (step {step}) in {self.folder}: "
+                             f"{exc.need}, {exc.free} on that file system. The temporary file is removed; {kept}. "
+                             f"Free space there (or set train.output_root to another disk) and rerun the same "
+                             f"command: it resumes from the last checkpoint", exc.folder, exc.name, exc.need,
+                             exc.free) from None
         self._prune(step)
         return path
 
@@ -56,15 +108,115 @@ class CheckpointManager:
             if step not in kept and not milestone:
                 (self.folder / checkpoint_name(step)).unlink(missing_ok=True)
 
+    def pointed(self) -> Path | None:
+        """The existing step file ``last`` names (None if the pointer is missing, garbled or stale)."""
+        try:
+            name = (self.folder / "last").read_bytes().decode("utf-8", "replace").strip()
+        except OSError:
+            return None
+        return self.folder / name if _NAME.match(name) and (self.folder / name).is_file() else None
+
     def latest(self) -> Path | None:
         """The checkpoint ``last`` names (or the newest step file if the pointer is gone)."""
-        pointer = self.folder / "last"
-        if pointer.is_file():
-            name = pointer.read_text().strip()
-            if (self.folder / name).is_file():
-                return self.folder / name
+        pointed = self.pointed()
+        if pointed is not None:
+            return pointed
         steps = self.steps()
         return self.folder / checkpoint_name(steps[-1]) if steps else None
+
+    def candidates(self) -> list[Path]:
+        """Where a resume looks, in order: the file ``last`` names, then the step files newest first."""
+        first = self.pointed()
+        rest = [self.folder / checkpoint_name(s) for s in reversed(self.steps())]
+        return ([first] if first else []) + [p for p in rest if p != first]
+
+    def damaged(self) -> list[Path]:
+        """Checkpoints set aside as unreadable (``step_*.pt.damaged[.N]``), sorted by name."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir() if _DAMAGED.match(p.name))
+
+    def set_aside(self, path: Path) -> Path | None:
+        """Rename the unreadable ``path`` to ``NAME.damaged`` (``.damaged.2``, ... when taken);
+        None if it is gone."""
+        target, n = path.with_name(path.name + ".damaged"), 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}.damaged.{n}")
+        try:
+            path.rename(target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def point_to(self, path: Path) -> None:
+        """Make ``last`` name ``path`` (after falling back past unreadable files)."""
+        atomic_write_text(self.folder / "last", path.name + "\n")
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Load a training checkpoint; :class:`UnreadableCheckpoint` says why it cannot be."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise UnreadableCheckpoint("empty file (0 bytes)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UnreadableCheckpoint("the file is gone (renamed or removed by another process)") from None
+    except UnreadableCheckpoint:
+        raise
+    except OSError as exc:
+        raise UnreadableCheckpoint(f"cannot be opened ({exc.strerror or exc})") from None
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for broken files
+        try:
+            with open(path, "rb") as fh:
+                zipped = fh.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+        except OSError:
+            zipped = True
+        if not zipped:
+            raise UnreadableCheckpoint(f"not a torch checkpoint: {size} bytes that do not start with the zip header "
+                                       f"torch.save writes") from None
+        first = re.split(r"(?<=\.) ", str(exc).strip())[0][:160]
+        raise UnreadableCheckpoint(f"truncated or corrupt: {size} bytes, torch.load fails "
+                                   f"({type(exc).__name__}: {first})") from None
+    missing = [k for k in REQUIRED if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise UnreadableCheckpoint(f"loads but is not a training checkpoint (no {', '.join(missing)})")
+    return state
+
+
+def resume_point(manager: CheckpointManager, is_main: bool) -> tuple[Path | None, dict | None, list[dict]]:
+    """The newest checkpoint every rank can read: ``(path, state, skipped)``, or
+    ``(None, None, [])`` when the folder holds none. A collective (every rank calls it):
+    rank 0 lists the candidates, each rank loads the next one, and the file is used only
+    if all ranks read it (a rank that finds a file gone counts it unreadable). Rank 0 then
+    renames the files it could not read aside and repoints ``last``; ``skipped`` holds one
+    ``{"path", "reason", "kept_as"}`` per file. Raises UserError if none reads."""
+    names = gather_objects([p.name for p in manager.candidates()] if is_main else None)[0]
+    skipped: list[dict] = []
+    for name in names:
+        path = manager.folder / name
+        try:
+            state, reason = read_checkpoint(path), None
+        except UnreadableCheckpoint as exc:
+            state, reason = None, str(exc)
+        reasons = [(rank, why) for rank, why in enumerate(gather_objects(reason)) if why]
+        if not reasons:
+            for entry in skipped:  # a file rank 0 reads stays in place (another rank's view failed)
+                if entry.pop("damaged") and is_main and (kept := manager.set_aside(Path(entry["path"]))):
+                    entry["kept_as"] = str(kept)
+            if is_main and skipped:
+                manager.point_to(path)
+            return path, state, skipped
+        rank, why = reasons[0]
+        skipped.append({"path": str(path), "reason": why if rank == 0 else f"unreadable on rank {rank}: {why}",
+                        "kept_as": None, "damaged": rank == 0})
+    if skipped:
+        listing = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped)
+        raise UserError(f"{manager.folder} holds {len(skipped)} checkpoint(s) but none can be read ({listing}). "
+                        f"Nothing was renamed or deleted. Put a good copy back into that folder to resume, or move "
+                        f"these files elsewhere to train the stage from its start (its progress would be lost)")
+    return None, None, []
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

@@ -6,14 +6,19 @@ records after a resume's checkpoint step are kept, and the ``resume`` event mark
 the relaunched run took over. Every ``log_every`` steps it records the mean loss over the interval,
 the lr, the gradient norm and the training throughput (images/s), and prints a progress
 line with an ETA (rewritten in place on a terminal, one line per log otherwise).
+A full disk (metrics.jsonl, tensorboard events) raises
+:class:`~mdreg.config.serialize.OutOfSpace` naming the folder; the checkpoints are untouched.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from mdreg.config.serialize import no_space, out_of_space
 
 
 def format_eta(seconds: float) -> str:
@@ -43,11 +48,32 @@ class Monitor:
         self._t0 = self._t_last = time.perf_counter()
         self._step0 = None
         if enabled:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            from torch.utils.tensorboard import SummaryWriter
-            self._writer = SummaryWriter(log_dir=str(self.folder))
-            repair_jsonl(self.folder / "metrics.jsonl")
-            self._jsonl = open(self.folder / "metrics.jsonl", "a")
+            with self._space("tensorboard events and metrics.jsonl"):
+                self.folder.mkdir(parents=True, exist_ok=True)
+                from torch.utils.tensorboard import SummaryWriter
+                self._writer = SummaryWriter(log_dir=str(self.folder))
+                repair_jsonl(self.folder / "metrics.jsonl")
+                self._jsonl = open(self.folder / "metrics.jsonl", "a")
+
+    @contextlib.contextmanager
+    def _space(self, name: str, needed: int | None = None):
+        """Turn a full disk while writing ``name`` into OutOfSpace (and stop writing logs)."""
+        try:
+            yield
+        except OSError as exc:
+            if not no_space(exc):
+                raise
+            self.enabled = False
+            with contextlib.suppress(OSError, AttributeError):
+                self._jsonl.close()  # drop the buffered rest: nothing may land after a later resume's lines
+            raise out_of_space(self.folder, name, needed, kept="The logs written so far are kept (a cut-off last "
+                               "line of metrics.jsonl is dropped on resume) and so are the checkpoints") from None
+
+    def _append(self, record: dict) -> None:
+        line = json.dumps(record) + "\n"
+        with self._space("metrics.jsonl", len(line.encode())):
+            self._jsonl.write(line)
+            self._jsonl.flush()
 
     def start(self, step: int) -> None:
         self._step0, self._t0 = step, time.perf_counter()
@@ -63,10 +89,10 @@ class Monitor:
         """Record ``scalars`` at ``step`` without a progress line (e.g. evaluation results)."""
         if not self.enabled:
             return
-        for key, value in scalars.items():
-            self._writer.add_scalar(f"{self.stage}/{key}", value, step)
-        self._jsonl.write(json.dumps({"stage": self.stage, "step": step, "time": time.time(), **scalars}) + "\n")
-        self._jsonl.flush()
+        with self._space("tensorboard events"):
+            for key, value in scalars.items():
+                self._writer.add_scalar(f"{self.stage}/{key}", value, step)
+        self._append({"stage": self.stage, "step": step, "time": time.time(), **scalars})
 
     def progress(self, step: int, scalars: dict[str, float]) -> None:
         now = time.perf_counter()
@@ -91,17 +117,18 @@ class Monitor:
 
     def image(self, tag: str, grid, step: int) -> None:
         if self.enabled:
-            self._writer.add_image(f"{self.stage}/{tag}", grid, step)
+            with self._space("tensorboard events"):
+                self._writer.add_image(f"{self.stage}/{tag}", grid, step)
 
     def event(self, record: dict[str, Any]) -> None:
         """A non-scalar record (e.g. stage start/end, an FID result) in metrics.jsonl."""
         if self.enabled:
-            self._jsonl.write(json.dumps({"stage": self.stage, "time": time.time(), **record}) + "\n")
-            self._jsonl.flush()
+            self._append({"stage": self.stage, "time": time.time(), **record})
 
     def close(self) -> None:
         if self.enabled:
-            self._writer.flush()
-            self._writer.close()
-            self._jsonl.close()
+            with self._space("tensorboard events and metrics.jsonl"):
+                self._writer.flush()
+                self._writer.close()
+                self._jsonl.close()
             self.enabled = False

@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
+from mdreg.config.serialize import atomic_write
+
 
 MIN_CELL = 64  # smaller images are enlarged (nearest neighbour) so that a grid is viewable
 
@@ -23,11 +25,8 @@ def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> torch.Tensor:
-    """Write the grid PNG (via a temporary name, so a crash leaves no half PNG); returns the grid."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the grid PNG atomically (:func:`~mdreg.config.serialize.atomic_write`: a crash
+    leaves no half PNG, a full disk raises ``OutOfSpace`` naming the folder); returns the grid."""
     grid = image_grid(images, nrow)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    save_image(grid, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda fh: save_image(grid, fh, format="png"), binary=True)
     return grid

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 
 from mdreg.diffusion.objectives import DSM, MDSM, LossOutput
+from mdreg.engine.randomness import stream_seed
+from mdreg.engine.stage import stage_seed
 from mdreg.models.uvit import UViT
 from mdreg.registry import BACKBONES, MASK_SCHEDULES, OBJECTIVES
 
@@ -53,6 +55,29 @@ class NanAt(DSM):
             else:  # finite loss, NaN gradient: d/dp sqrt(0 * p) = inf * 0
                 p = next(net.parameters()) if hasattr(net, "parameters") else net.pos_embed
                 out.loss = out.loss + (p.sum() * 0.0).sqrt()
+        return out
+
+
+@OBJECTIVES.register("test_nan_steps", force=True)
+class NanAtSteps(MDSM):
+    """MDSM (DSM when unmasked) whose loss (mode ``loss``) or gradient (mode ``grad``) is NaN at the trainer's
+    steps ``steps`` (1-based, as the trainer reports them) and finite elsewhere. The step is
+    read from the generator's key (:func:`mdreg.engine.randomness.rekey`), so a resumed run
+    sees the same NaN steps as an uninterrupted one; ``train_seed``/``stage`` give the key."""
+
+    def __init__(self, schedule, steps=(), train_seed: int = 0, stage: str = "main", mode: str = "loss"):
+        super().__init__(schedule)
+        seed = stage_seed(int(train_seed), stage)
+        self.keys = {stream_seed(seed, int(s) - 1, micro) for s in steps for micro in range(16)}
+        self.mode = mode
+
+    def __call__(self, net, x0, y=None, ids_keep=None, generator=None):
+        out = super().__call__(net, x0, y, ids_keep=ids_keep, generator=generator)
+        if generator is not None and generator.initial_seed() in self.keys:
+            if self.mode == "loss":
+                out.loss = out.loss * float("nan")
+            else:  # finite loss, NaN gradient: d/dp sqrt(0 * p) = inf * 0
+                out.loss = out.loss + (next(net.parameters()).sum() * 0.0).sqrt()
         return out
 
 

@@ -9,6 +9,7 @@ BUILTIN_MODULES = (
     "mdreg.data",
     "mdreg.engine.stage",
     "mdreg.engine.lr_schedules",
+    "mdreg.evaluation.stage_metrics",
 )
 
 for _module in BUILTIN_MODULES:

@@ -188,10 +188,11 @@ DATASETS = Registry("dataset", "training data (synthetic, image folders, latent 
 STAGES = Registry("stage", "kinds of stage a recipe can run (train, ...)")
 LR_SCHEDULES = Registry("lr_schedule", "learning-rate multipliers as a function of the step")
 TRANSFORMS = Registry("transform", "data-space transforms (Haar DWT, ...)")
+METRICS = Registry("metric", "sample-quality scores a stage logs during and after training (shape metric, ...)")
 
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     BACKBONES, MASKERS, MASK_SCHEDULES, NOISE_SCHEDULES, OBJECTIVES, SAMPLERS, DATASETS, STAGES,
-    LR_SCHEDULES, TRANSFORMS)}
+    LR_SCHEDULES, TRANSFORMS, METRICS)}
 
 
 def registry(kind: str) -> Registry:

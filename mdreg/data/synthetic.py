@@ -83,6 +83,7 @@ class Shapes(ImageDataset):
         self.num_images, self.resolution, self.seed = num_images, resolution, seed
         self.channels = 3
         size_range = (float(size_range[0]), float(size_range[1]))
+        self.max_shapes, self.size_range = max_shapes, size_range  # what the shape metric renders
         images, labels = zip(*(render(i, seed, resolution, max_shapes, size_range) for i in range(num_images)))
         self.images = torch.stack(images)
         self.labels = torch.tensor(labels, dtype=torch.long)

@@ -66,7 +66,7 @@ class StageParts:
     init_from: dict | None             # {"stage": PARENT, "weights", "steps"} or {"path", "weights", "kind"}
     on_nonfinite: str
     max_skips_in_row: int
-    evaluate: Any                      # scores sample images at the end of the stage, or None
+    evaluate: Any                      # a metric:* scoring sample images (every N steps, at the end), or None
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -141,7 +141,8 @@ def build_stage(cfg: DictConfig, name: str, env: DistEnv, data: bool = True, wor
         hflip=float(stage.hflip if stage.hflip is not None else cfg.data.get("hflip", 0.0)),
         label_dropout=stage.label_dropout, generator=torch.Generator(host).manual_seed(seed + 1),
         sample_shape=(model.in_chans, *_image_size(model)), sample=stage.sample, init_from=init,
-        on_nonfinite=stage.on_nonfinite, max_skips_in_row=stage.max_skips_in_row, evaluate=stage.evaluate)
+        on_nonfinite=stage.on_nonfinite, max_skips_in_row=stage.max_skips_in_row,
+        evaluate=stage.evaluate(dataset) if stage.evaluate is not None and dataset is not None else None)
 
 
 def _image_size(model: nn.Module) -> tuple[int, int]:
@@ -171,7 +172,9 @@ def check_model(model: nn.Module, stage: TrainStage, name: str) -> None:
 
 def check_data(dataset, where: str, transform, model: nn.Module, batch_size: int, name: str) -> None:
     """The dataset against the stage: at least one global batch, the model's input shape after
-    ``data.transform``, labels within the model's classes, the transform's own check."""
+    ``data.transform``, labels within the model's classes (and labels at all for a
+    class-conditional model), the transform's own check. Each message names ``where``
+    (the config key) and the dataset (its root, for files on disk)."""
     size = len(dataset)
     if size < batch_size:
         raise ConfigError(f"{where} has {size} samples, fewer than one global batch of stages.{name}.batch_size="
@@ -191,7 +194,12 @@ def check_data(dataset, where: str, transform, model: nn.Module, batch_size: int
     model_classes = int(getattr(model, "num_classes", 0) or 0)
     if model_classes and classes > model_classes:
         raise ConfigError(f"{where} has {classes} classes but model.num_classes={model_classes}: labels "
-                          f"{model_classes}..{classes - 1} are out of range; set model.num_classes={classes}")
+                          f"{model_classes}..{classes - 1} are out of range ({_describe(dataset)}); set "
+                          f"model.num_classes={classes} or train on a dataset with at most {model_classes} classes")
+    if model_classes and not classes and hasattr(dataset, "num_classes"):
+        raise ConfigError(f"model.num_classes={model_classes} makes the model class-conditional but {where} has no "
+                          f"labels ({_describe(dataset)}); give the data labels (an image folder: labels=true, one "
+                          f"sub-folder per class) or use an unconditional model")
 
 
 def _describe(dataset) -> str:

@@ -62,7 +62,7 @@ class TrainStage:
         self.on_nonfinite, self.max_skips_in_row = on_nonfinite, max_skips_in_row
         self.init_from = normalise_init(init_from)
         self.sample = {**SAMPLE_DEFAULTS, **(sample or {})}
-        self.evaluate = evaluate  # a callable scoring sample images at the end of the stage (e.g. shape metric)
+        self.evaluate = evaluate  # a partial metric:* call, completed with the dataset by build_stage
 
 
 def check_settings(steps: int, batch_size: int, grad_accum: int = 1, precision: str = "fp32",

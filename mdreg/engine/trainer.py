@@ -31,7 +31,7 @@ import torch
 from omegaconf import DictConfig
 
 from mdreg.engine import ddp
-from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name, load_checkpoint
+from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name, resume_point
 from mdreg.engine.data_order import StepBatchSampler
 from mdreg.engine.distributed import DistEnv
 from mdreg.engine.handoff import apply_handoff
@@ -91,16 +91,20 @@ class Trainer:
         return self._restored
 
     def _restore(self) -> list[dict]:
-        latest = self.ckpt.latest()
+        latest, state, skipped = resume_point(self.ckpt, self.env.is_main)
+        events = []
+        for entry in skipped:
+            kept = f"kept as {Path(entry['kept_as']).name}" if entry["kept_as"] else "not renamed"
+            self.say(f"skipped unreadable checkpoint {entry['path']} ({entry['reason']}); {kept}")
+            events.append({"event": "skipped_checkpoint", **entry})
         if latest is not None:
-            state = load_checkpoint(latest, map_location="cpu")
             self.step, notes = restore(self.parts, state, self.env)
             self.skipped = dict(state.get("nonfinite", self.skipped))
             for note in notes:
                 self.say(f"note: {note}")
             self.last_good, self._saved_step = latest, self.step
             self.say(f"resumed from {latest} (step {self.step}/{self.parts.steps})")
-            return [{"event": "resume", "step": self.step, "checkpoint": str(latest)}]
+            return events + [{"event": "resume", "step": self.step, "checkpoint": str(latest)}]
         if self.parts.init_from is not None:
             source, notes = apply_handoff(self.parts, self.dir.parent)
             self.say(f"initialised from {source}")
@@ -149,6 +153,7 @@ class Trainer:
         parts.model.train()
         stop_vote = ddp.StopVote()
         sample_every = parts.sample.get("every")
+        eval_every = getattr(parts.evaluate, "every", None)
         loss_sum, bad_step = torch.zeros((), device=parts.device), torch.full((), -1, device=parts.device)
         n_logged, t_last, last = 0, time.perf_counter(), {}
         skips_inf = torch.tensor(parts.precision.skips_inf_steps, device=parts.device)
@@ -183,6 +188,9 @@ class Trainer:
             if sample_every and self.step % int(sample_every) == 0 and not done:
                 self._check_finite(bad_step)
                 self.save_samples()
+            if eval_every and self.step % int(eval_every) == 0 and not done:
+                self._check_finite(bad_step)
+                self.evaluate()
             if stop:
                 return self._stopped(last)
         self.save_samples()
@@ -230,17 +238,33 @@ class Trainer:
 
     # -- outputs -------------------------------------------------------------------------
     def save(self) -> Path | None:
-        """Write the checkpoint of the current step (rank 0; every rank must call it)."""
+        """Write the checkpoint of the current step (rank 0; every rank must call it). If rank 0
+        cannot (e.g. :class:`~mdreg.config.serialize.OutOfSpace`), every rank raises."""
         if self._saved_step == self.step:
             return self.last_good
         state = collect(self.parts, self.step)
         state["nonfinite"] = dict(self.skipped)
-        self._saved_step = self.step
-        if self.env.is_main:
-            self.last_good = self.ckpt.save(state, self.step)
-        else:
-            self.last_good = self.ckpt.folder / checkpoint_name(self.step)
+        path = self.ckpt.folder / checkpoint_name(self.step)
+        self._on_rank0(lambda: self.ckpt.save(state, self.step), f"the checkpoint of step {self.step}")
+        self.last_good, self._saved_step = path, self.step
         return self.last_good
+
+    def _on_rank0(self, write: Callable[[], object], what: str):
+        """Run ``write`` on rank 0 and let every rank know whether it failed, so that all
+        stop together instead of waiting on rank 0 in the next collective."""
+        error = result = None
+        if self.env.is_main:
+            try:
+                result = write()
+            except UserError as exc:
+                error = exc
+        failed = ddp.max_over_ranks(torch.tensor(int(error is not None), device=self.parts.device))
+        if error is not None:
+            raise error
+        if int(failed):
+            raise UserError(f"stage {self.parts.name!r}: rank 0 could not write {what} (its error is in rank 0's "
+                            f"output); this rank stops too")
+        return result
 
     def _can_sample(self) -> bool:
         """Rank 0 with a sampler and a transform that decodes to pixels (one note otherwise)."""
@@ -256,7 +280,11 @@ class Trainer:
         return False
 
     def save_samples(self) -> Path | None:
-        """A PNG grid of EMA samples with the stage's sampler (rank 0 only)."""
+        """A PNG grid of EMA samples with the stage's sampler, written by rank 0 (every rank
+        calls it, and raises if rank 0 could not write it)."""
+        return self._on_rank0(self._write_samples, f"the sample grid of step {self.step}")
+
+    def _write_samples(self) -> Path | None:
         if not self._can_sample():
             return None
         path = self.dir / "samples" / f"step_{self.step:08d}.png"
@@ -264,8 +292,8 @@ class Trainer:
         return path
 
     def evaluate(self) -> dict:
-        """The stage's ``evaluate`` metric on fresh EMA samples at the end of the stage (rank 0),
-        logged to metrics.jsonl and tensorboard under ``eval/``."""
+        """The stage's ``evaluate`` metric on fresh EMA samples (rank 0; every ``evaluate.every``
+        steps and at the end), logged to metrics.jsonl and tensorboard under ``eval/``."""
         if self.parts.evaluate is None or not self._can_sample():
             return {}
         scores = self.parts.evaluate(sample_images(self.parts, int(self.parts.evaluate.num), seed=self.parts.seed + 11))

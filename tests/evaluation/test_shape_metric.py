@@ -140,8 +140,13 @@ def test_dataset_settings_sources_and_errors():
         dataset_settings({"colour": 1})
     with pytest.raises(UserError, match="size_range"):
         dataset_settings({"size_range": (0.3, 0.6)})
+    built = dataset_settings(Shapes(2, 8, max_shapes=1, size_range=(0.2, 0.3)))  # a dataset object records them
+    assert built == {"resolution": 8, "max_shapes": 1, "size_range": [0.2, 0.3], "seed": 0, "num_images": 2}
+
+    class Unrecorded:
+        resolution = 8
     with pytest.raises(UserError, match="config node"):
-        dataset_settings(Shapes(2, 8))  # the dataset object does not keep max_shapes / size_range
+        dataset_settings(Unrecorded())
 
 
 def test_seed_bands_never_meet_the_datasets_images():

@@ -14,14 +14,11 @@ from typing import Any, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from mdreg.config.schema import hint as _hint
 from mdreg.errors import ConfigError
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
-
-
-def _hint(text: str) -> Any:
-    return {"hint": text}
 
 
 @dataclass

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 
 from mdreg.errors import UserError
-from mdreg.launch.slurm_resources import CLUSTERS, add_slurm_arguments, cluster_of, flag_values, slurm_resources
+from mdreg.launch.slurm.flags import add_slurm_arguments, flag_values
+from mdreg.launch.slurm.settings import CLUSTERS, cluster_of, slurm_settings
 from mdreg.registry import import_components
 
 
@@ -64,7 +65,7 @@ def show_status(paths: list[str], wait: bool) -> int:
     running, else 1 (a job failed, was cancelled, or is unknown to Slurm)."""
     from pathlib import Path
 
-    from mdreg.launch import status
+    from mdreg.launch.slurm import status
 
     if wait:
         ids = [j.job_id for p in paths for run in status.run_dirs_under(Path(p))
@@ -90,7 +91,7 @@ def main(argv: list[str]) -> int:
     if args.diff:
         return show_diff(args)
     from mdreg.launch.plan import build_plans
-    from mdreg.launch.report import describe_plans, outputs_summary
+    from mdreg.reports.plan_table import describe_plans
 
     plans = build_plans(args.recipe, args.overrides, args.sweep, only=args.only)
     if args.stages:
@@ -99,14 +100,14 @@ def main(argv: list[str]) -> int:
         if unknown:
             raise UserError(f"--stages {' '.join(unknown)}: the recipe's stages are {', '.join(known)}")
     cluster = args.cluster or cluster_of(plans[0].cfg)
-    slurm_resources(plans[0].cfg, flag_values(args))  # a typo in launch.slurm is reported even for a local run
+    slurm_settings(plans[0].cfg, flag_values(args))  # a typo in launch.slurm is reported even for a local run
     if args.estimate:
-        from mdreg.launch.estimate import Device, cost_table, estimate_plans
+        from mdreg.reports.estimate import Device, cost_table, estimate_plans
 
         print(cost_table(estimate_plans(plans), Device(args.peak_tflops, args.mfu, args.images_per_s)))
         return 0
     if args.eval_commands:
-        from mdreg.launch.evaluate import describe
+        from mdreg.reports.eval_commands import describe
 
         print(describe(plans))
         return 0
@@ -115,7 +116,7 @@ def main(argv: list[str]) -> int:
     if args.dry_run:
         print(describe_plans(plans))
         return 0
-    from mdreg.launch.local import LocalExecutor
+    from mdreg.launch.local import LocalExecutor, outputs_summary
 
     executor = LocalExecutor()
     for plan in plans:
@@ -129,8 +130,8 @@ def main(argv: list[str]) -> int:
 
 
 def submit_slurm(args: argparse.Namespace, plans) -> int:
-    from mdreg.launch.report import describe_plans
-    from mdreg.launch.slurm import SlurmExecutor, scheduled, submission_summary
+    from mdreg.launch.slurm.executor import SlurmExecutor, scheduled, submission_summary
+    from mdreg.reports.plan_table import describe_plans
 
     executor = SlurmExecutor(flag_values(args), single_job=args.single_job)
     if args.dry_run:
@@ -148,7 +149,7 @@ def submit_slurm(args: argparse.Namespace, plans) -> int:
 
 def show_diff(args) -> int:
     """``--diff A B [overrides]``: the resolved keys that differ, side by side."""
-    from mdreg.launch.diff import diff_recipes, format_diff
+    from mdreg.reports.diff import diff_recipes, format_diff
 
     if not args.overrides or "=" in args.overrides[0] or not args.overrides[0].split("@")[0].endswith(".py"):
         raise UserError("--diff needs two recipes: python tools/launch.py --diff A.py[@ELEMENT] B.py[@ELEMENT] "

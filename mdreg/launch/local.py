@@ -3,7 +3,8 @@
 This is the default (no cluster needed). A stage that is already complete is skipped,
 an interrupted one resumes from its last checkpoint, so re-running the same command
 continues where the last one stopped. Under ``torchrun`` every rank runs this; rank 0
-alone writes the run directory's files and the others wait for it.
+alone writes the run directory's files and the others wait for it. At the end the launcher
+prints :func:`outputs_summary`: where everything landed.
 """
 from __future__ import annotations
 
@@ -42,3 +43,18 @@ class LocalExecutor:
 
     def submit(self, plans: list[RunPlan], stages: list[str] | None = None) -> list[dict[str, dict]]:
         return [self.run(plan, stages) for plan in plans]
+
+
+def outputs_summary(plan: RunPlan) -> str:
+    """Where a finished local run's outputs are (printed after training)."""
+    lines = [f"run directory: {plan.run_dir}", "  config.yaml, meta.yaml"]
+    for stage in plan.stages:
+        lines.append(f"  {stage.name}/: checkpoints/ (last -> {read_last(stage.folder)}), samples/*.png, "
+                     f"metrics.jsonl, tensorboard events")
+    lines.append(f"tensorboard --logdir {plan.run_dir}")
+    return "\n".join(lines)
+
+
+def read_last(folder) -> str:
+    pointer = folder / "checkpoints" / "last"
+    return pointer.read_text().strip() if pointer.is_file() else "none"

@@ -1,7 +1,7 @@
 """The ``evaluation`` section: how a recipe's paper number is measured.
 
 ``python tools/launch.py RECIPE --eval-commands`` turns it into the ``tools/sample.py`` and
-``tools/fid.py`` commands of every run (mdreg/launch/evaluate.py).
+``tools/fid.py`` commands of every run (mdreg/reports/eval_commands.py).
 
     evaluation = fid(stage="finetune", sampler=ddim(500, eta=1.0), num_samples=1000, reference="${paths.celeba}")
 

@@ -3,7 +3,7 @@
 ``cluster`` is the default of ``--cluster``. ``slurm`` holds the sbatch resources used by
 ``--cluster slurm`` (one task per GPU); the flags ``--partition``, ``--nodes``,
 ``--gpus-per-node``, ... or ``launch.slurm.KEY=VALUE`` overrides change them per command.
-Keys and checks: :mod:`mdreg.launch.slurm_resources`.
+Keys and checks: :mod:`mdreg.launch.slurm.settings`.
 """
 
 launch = dict(

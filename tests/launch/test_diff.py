@@ -2,7 +2,7 @@
 import pytest
 
 from mdreg.errors import UserError
-from mdreg.launch.diff import diff_recipes, format_diff
+from mdreg.reports.diff import diff_recipes, format_diff
 from tests.tiny import REPO, launch
 
 R = REPO / "recipes"

@@ -5,7 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mdreg.errors import UserError
-from mdreg.launch.estimate import Device, MacCounter, StageCost, cost_table, estimate_plans
+from mdreg.reports.estimate import Device, MacCounter, StageCost, cost_table, estimate_plans
 from mdreg.launch.plan import build_plans
 from tests.tiny import REPO, launch
 

@@ -1,5 +1,5 @@
 """The Slurm job graph follows each run's stage tree (no cluster needed)."""
-from mdreg.launch.jobs import chain
+from mdreg.launch.slurm.job_graph import chain
 from mdreg.launch.plan import build_plans
 from tests.tiny import write_two_stage_recipe
 
@@ -33,7 +33,7 @@ def test_families_siblings_and_element_wise_dependencies(tmp_path):
 def test_elements_without_the_requested_stages_get_no_job(tmp_path):
     """--stages pretrain on a sweep whose scratch cell has no pre-training: that run is left
     alone (no empty submission record hiding its earlier jobs)."""
-    from mdreg.launch.slurm import scheduled
+    from mdreg.launch.slurm.executor import scheduled
 
     recipe = write_two_stage_recipe(tmp_path, steps=2, ckpt_every=0)
     recipe.write_text(recipe.read_text() + SIBLINGS.format(steps=2))

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from mdreg.launch.preemption import StopAtStepBoundary, preemption_signal
+from mdreg.launch.slurm.preemption import StopAtStepBoundary, preemption_signal
 
 
 @pytest.mark.parametrize("caught", [True, False])

@@ -8,8 +8,10 @@ from omegaconf import OmegaConf
 
 from mdreg.config import load_recipe
 from mdreg.errors import ConfigError, UserError
-from mdreg.launch.slurm_cluster import check_resources, gpus_in_gres, partitions_from_sinfo
-from mdreg.launch.slurm_resources import cluster_of, parse_time, sbatch_parameters, slurm_resources
+from mdreg.launch.slurm.cluster import check_resources, gpus_in_gres, partitions_from_sinfo
+from mdreg.launch.slurm.flags import parse_time
+from mdreg.launch.slurm.sbatch import sbatch_parameters
+from mdreg.launch.slurm.settings import cluster_of, slurm_settings
 
 
 def cfg_with(**slurm):
@@ -18,7 +20,7 @@ def cfg_with(**slurm):
 
 def test_quickstart_launch_section_is_valid():
     cfg = load_recipe("recipes/quickstart.py")
-    res = slurm_resources(cfg)
+    res = slurm_settings(cfg)
     assert cluster_of(cfg) == "local" and res.cpus_per_task == 2 and res.gpus_per_node == 0
 
 
@@ -34,18 +36,38 @@ def test_quickstart_launch_section_is_valid():
     ({"additional_parameters": {"time": 5}}, "additional_parameters.time duplicates launch.slurm.timeout_min"),
     ({"additional_parameters": {"gres": "gpu:8"}}, "additional_parameters.gres duplicates launch.slurm.gpus_per_node"),
     ({"additional_parameters": {"mem_per_cpu": "4G"}}, "additional_parameters.mem_per_cpu duplicates launch.slurm.mem_gb"),
+    # omegaconf would convert these ('1.5' -> 1.5, 3 -> '3'); a recipe value must have the key's type
+    ({"mem_gb": "1.5"}, "launch.slurm.mem_gb='1.5' is invalid: expected a positive number of GB"),
+    ({"partition": 3}, "launch.slurm.partition=3 is invalid: expected a non-empty string or null"),
+    ({"partition": " "}, "launch.slurm.partition=' ' is invalid: expected a non-empty string or null"),
+    ({"additional_parameters": ["x"]}, "launch.slurm.additional_parameters=['x'] is invalid: expected a mapping"),
 ])
 def test_bad_values_name_the_key(slurm, message):
     with pytest.raises(ConfigError) as err:
-        slurm_resources(cfg_with(**slurm))
+        slurm_settings(cfg_with(**slurm))
     assert message in str(err.value)
 
 
 def test_all_problems_at_once_and_flags_named_as_flags():
     with pytest.raises(ConfigError) as err:
-        slurm_resources(cfg_with(nodes=0, cpus_per_task=0), flags={"gpus_per_node": -1})
+        slurm_settings(cfg_with(nodes=0, cpus_per_task=0), flags={"gpus_per_node": -1})
     text = str(err.value)
     assert "launch.slurm.nodes=0" in text and "launch.slurm.cpus_per_task=0" in text and "--gpus-per-node -1" in text
+
+
+def test_types_and_ranges_and_unknown_keys_in_one_error():
+    with pytest.raises(ConfigError) as err:
+        slurm_settings(cfg_with(nodes="2", cpus_per_task=0, gpu=1, timeout_min=1))
+    assert str(err.value).split("; ") == [
+        "launch.slurm.gpu is not a Slurm setting (did you mean 'gpus_per_node'?)",
+        "launch.slurm.nodes='2' is invalid: expected a positive integer",
+        "launch.slurm.cpus_per_task=0 is invalid: expected a positive integer"]  # signal delay: checked once all fit
+
+
+def test_an_int_stands_for_a_float_and_settings_are_typed():
+    res = slurm_settings(cfg_with(mem_gb=2, setup=["module load cuda"]))
+    assert res.mem_gb == 2.0 and isinstance(res.mem_gb, float) and res.setup == ["module load cuda"]
+    assert res.as_dict()["additional_parameters"] == {} and res.tasks_per_node == 1
 
 
 def test_unknown_cluster_and_launch_keys():
@@ -56,12 +78,12 @@ def test_unknown_cluster_and_launch_keys():
 
 
 def test_flags_override_the_recipe_and_one_task_per_gpu():
-    res = slurm_resources(cfg_with(nodes=1, gpus_per_node=0, mem_gb=1.5), flags={"nodes": 4, "gpus_per_node": 8})
+    res = slurm_settings(cfg_with(nodes=1, gpus_per_node=0, mem_gb=1.5), flags={"nodes": 4, "gpus_per_node": 8})
     params = sbatch_parameters(res, "r.pretrain", dependency="afterok:7")
     assert params["nodes"] == 4 and params["gpus_per_node"] == 8 and params["ntasks_per_node"] == 8
     assert params["mem"] == "1536MB" and params["dependency"] == "afterok:7"
     assert params["additional_parameters"] == {"requeue": True, "gpu-bind": "per_task:1", "kill-on-invalid-dep": "yes"}
-    cpu = sbatch_parameters(slurm_resources(cfg_with()), "r.x")
+    cpu = sbatch_parameters(slurm_settings(cfg_with()), "r.x")
     assert cpu["ntasks_per_node"] == 1 and "gpus_per_node" not in cpu and "dependency" not in cpu
     assert "gpu-bind" not in cpu["additional_parameters"]
 
@@ -85,16 +107,16 @@ def test_gpus_on_a_partition_without_gpus():
     partitions, default = partitions_from_sinfo([["cpu*", "4", "(null)"], ["gpu", "2", "gpu:a100:4"]])
     assert default == "cpu"
     with pytest.raises(UserError, match="launch.slurm.gpus_per_node=2 but partition 'cpu' has no GPUs"):
-        check_resources(slurm_resources(cfg_with(gpus_per_node=2)), partitions, default)
-    assert check_resources(slurm_resources(cfg_with(gpus_per_node=2, partition="gpu")), partitions, default) == "gpu"
+        check_resources(slurm_settings(cfg_with(gpus_per_node=2)), partitions, default)
+    assert check_resources(slurm_settings(cfg_with(gpus_per_node=2, partition="gpu")), partitions, default) == "gpu"
 
 
 def test_a_partition_list_needs_every_name_and_one_that_fits():
     """sbatch --partition a,b starts the job in whichever partition can run it first."""
     partitions, default = partitions_from_sinfo([["cpu*", "4", "(null)"], ["gpu", "2", "gpu:a100:4"]])
-    assert check_resources(slurm_resources(cfg_with(gpus_per_node=4, partition="cpu,gpu")), partitions, default) \
+    assert check_resources(slurm_settings(cfg_with(gpus_per_node=4, partition="cpu,gpu")), partitions, default) \
         == "cpu,gpu"
     with pytest.raises(UserError, match="no partition of 'cpu,gpu' can run this job: .*has no GPUs.*at most 4 GPU"):
-        check_resources(slurm_resources(cfg_with(gpus_per_node=8, partition="cpu,gpu")), partitions, default)
+        check_resources(slurm_settings(cfg_with(gpus_per_node=8, partition="cpu,gpu")), partitions, default)
     with pytest.raises(UserError, match="no such partition 'gpus' \\(did you mean 'gpu'"):
-        check_resources(slurm_resources(cfg_with(partition="cpu,gpus")), partitions, default)
+        check_resources(slurm_settings(cfg_with(partition="cpu,gpus")), partitions, default)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -63,3 +64,20 @@ def preempt_when(stage_dir: Path, job_id: str, step: int = 2) -> None:
         assert time.time() < deadline, f"{stage_dir} did not reach step {step}"
         time.sleep(0.1)
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+
+
+def dry_run_scripts(out: str) -> list[str]:
+    """The sbatch scripts a ``--cluster slurm --dry-run`` printed, in job order."""
+    return [m.rstrip("\n") for m in re.findall(r"^#!/bin/bash\n.*?(?=^# \[\d+\] |^# dependency graph)", out,
+                                                 flags=re.M | re.S)]
+
+
+def submitted_script(folder: Path, job: dict, dry_run_script: str) -> tuple[str, str]:
+    """(the script submitit wrote for a recorded ``job``, the dry run's script with the job's real
+    dependency in place of ``<id of job N>``): the two must be equal."""
+    written = (folder / f"{job['job_id'].split('_')[0]}_submission.sh").read_text().rstrip("\n")
+    expected = dry_run_script
+    if job["dependency"]:
+        expected = re.sub(r"^#SBATCH --dependency=.*$", f"#SBATCH --dependency={job['dependency']}", expected,
+                          flags=re.M)
+    return written, expected

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from mdreg.launch.records import JobRecord, append_submission
-from mdreg.launch.status import query
+from mdreg.launch.slurm.records import JobRecord, append_submission
+from mdreg.launch.slurm.status import query
 
 pytestmark = pytest.mark.slurm
 NEVER_SUBMITTED = "987654"

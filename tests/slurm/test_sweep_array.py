@@ -4,14 +4,15 @@ from __future__ import annotations
 import pytest
 
 from mdreg.config import load_config
-from tests.slurm.slurm_helpers import SMALL_JOB, TINY, recorded_jobs, sacct
+from tests.slurm.slurm_helpers import SMALL_JOB, TINY, dry_run_scripts, recorded_jobs, sacct, submitted_script
 
 pytestmark = pytest.mark.slurm
 
 
 def test_sweep_is_one_array_per_stage_with_per_element_run_dirs(tmp_path, launch):
-    code, out = launch("recipes/quickstart.py", *TINY, f"train.output_root={tmp_path}", "train.run_name=sw",
-                       "train.seed=1,2,3", "--cluster", "slurm", *SMALL_JOB, "--array-parallelism", "2", "--wait")
+    args = ["recipes/quickstart.py", *TINY, f"train.output_root={tmp_path}", "train.run_name=sw", "train.seed=1,2,3",
+            "--cluster", "slurm", *SMALL_JOB, "--array-parallelism", "2"]
+    code, out = launch(*args, "--wait")
     assert code == 0
     runs = [tmp_path / "quickstart" / f"sw,seed={s}" for s in (1, 2, 3)]
     pretrain, finetune = set(), set()
@@ -31,3 +32,9 @@ def test_sweep_is_one_array_per_stage_with_per_element_run_dirs(tmp_path, launch
     assert "#SBATCH --array=0-2%2" in script and f"#SBATCH --dependency=aftercorr:{pretrain.pop()}" in script
     code, out = launch("--status", tmp_path / "quickstart")  # a recipe folder: every element
     assert code == 0 and out.count("COMPLETED") == 6
+    code, out = launch(*args, "--dry-run")  # renders the arrays' scripts exactly as submitit wrote them
+    scripts = dry_run_scripts(out)
+    assert code == 0 and len(scripts) == 2
+    for job, script in zip(recorded_jobs(runs[0]), scripts):
+        written, expected = submitted_script(folder, job, script)
+        assert written == expected

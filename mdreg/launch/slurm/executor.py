@@ -4,11 +4,12 @@ Beside :class:`~mdreg.launch.local.LocalExecutor`, same inputs (plans, stages). 
 returns once sbatch has accepted everything (``--wait`` then follows the jobs).
 
 * resources: the recipe's ``launch.slurm`` section and flags
-  (:mod:`mdreg.launch.slurm_resources`); one task per GPU;
+  (:mod:`mdreg.launch.slurm.settings`), as sbatch parameters (:mod:`mdreg.launch.slurm.sbatch`);
+  one task per GPU;
 * job graph: one job per stage, ``afterok`` on its parent stage's job; a sweep is one job
   array per stage and stage layout, chained element-wise with ``aftercorr``
-  (:mod:`mdreg.launch.jobs`);
-* inside a job: :class:`~mdreg.launch.slurm_job.StageJob` (distributed env, preemption);
+  (:mod:`mdreg.launch.slurm.job_graph`);
+* inside a job: :class:`~mdreg.launch.slurm.stage_job.StageJob` (distributed env, preemption);
 * before sbatch runs: the client tools, the partition and its GPUs are checked, every run
   directory gets its ``config.yaml`` (a different existing run there is an error), and a
   run whose earlier jobs are still queued or running is refused. If sbatch refuses a later
@@ -16,53 +17,34 @@ returns once sbatch has accepted everything (``--wait`` then follows the jobs).
 * logs: submitit's folder ``<output_root>/<recipe>/slurm-logs/`` (shared by an array's
   elements), linked from each ``RUN_DIR/slurm/``, with the job ids in ``jobs.json``.
 
-``--dry-run`` renders the exact sbatch scripts with submitit's ``_make_sbatch_string``
-(what ``SlurmExecutor`` writes, without needing ``srun``), the array expansion and the
-dependency graph; it asks nothing of the cluster.
+``--dry-run`` prints the sbatch scripts submitit would write
+(:func:`~mdreg.launch.slurm.sbatch.sbatch_script`, no ``srun`` needed), the array expansion
+and the dependency graph; it asks nothing of the cluster.
 """
 from __future__ import annotations
 
-import shlex
-import site
 import subprocess
-import sys
 from pathlib import Path
 
-import submitit
 from submitit.core.utils import FailedJobError, JobPaths
-from submitit.slurm.slurm import _make_sbatch_string
 
-from mdreg.errors import ConfigError, UserError
-from mdreg.launch.jobs import JobGroup, chain, describe_graph
 from mdreg.engine.stage import micro_batch_size
+from mdreg.errors import ConfigError, UserError
 from mdreg.launch.plan import RunPlan
-from mdreg.launch.records import JobRecord, append_submission, latest_jobs
 from mdreg.launch.rundir import prepare, write_stage_config
-from mdreg.launch.slurm_cluster import check_cluster, outside_job_env, require_slurm_client
-from mdreg.launch.slurm_job import StageJob
-from mdreg.launch.slurm_resources import SlurmResources, sbatch_parameters, slurm_resources
-from mdreg.launch.status import query
+from mdreg.launch.slurm.cluster import check_cluster, outside_job_env, require_slurm_client
+from mdreg.launch.slurm.job_graph import JobGroup, chain, describe_graph
+from mdreg.launch.slurm.records import JobRecord, append_submission, latest_jobs
+from mdreg.launch.slurm.sbatch import python_path_setup, sbatch_parameters, sbatch_script, submitit_executor
+from mdreg.launch.slurm.settings import SlurmSettings, slurm_settings
+from mdreg.launch.slurm.stage_job import StageJob
+from mdreg.launch.slurm.status import query
 
 LOGS = "slurm-logs"
 
 
 def logs_folder(plans: list[RunPlan]) -> Path:
     return plans[0].run_dir.parent.absolute() / LOGS
-
-
-def python_path_setup() -> list[str]:
-    """Make ``mdreg`` importable in the job when it is used from a checkout (not installed)."""
-    import mdreg
-
-    root = str(Path(mdreg.__file__).resolve().parent.parent)
-    if root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
-        return []
-    return [f"export PYTHONPATH={shlex.quote(root)}${{PYTHONPATH:+:$PYTHONPATH}}"]
-
-
-def submit_command(folder: Path) -> str:
-    """The command submitit's SlurmExecutor puts in the script (``_submitit_command_str``)."""
-    return " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
 
 
 class SlurmExecutor:
@@ -73,9 +55,9 @@ class SlurmExecutor:
     def __init__(self, flags: dict | None = None, single_job: bool = False):
         self.flags, self.single_job = dict(flags or {}), single_job
 
-    def resources(self, plans: list[RunPlan]) -> SlurmResources:
+    def resources(self, plans: list[RunPlan]) -> SlurmSettings:
         """The plans' validated resources; a sweep's elements must agree (one array)."""
-        found = [slurm_resources(p.cfg, self.flags) for p in plans]
+        found = [slurm_settings(p.cfg, self.flags) for p in plans]
         for plan, res in zip(plans[1:], found[1:]):
             if res != found[0]:
                 keys = [k for k, v in res.as_dict().items() if v != found[0].as_dict()[k]]
@@ -101,8 +83,7 @@ class SlurmExecutor:
         parts = []
         for g in groups:
             params = sbatch_parameters(res, g.job_name, g.dependency(symbolic=True), python_path_setup())
-            script = _make_sbatch_string(command=submit_command(folder), folder=folder,
-                                         map_count=len(g.plans) if g.is_array else None, **params)
+            script = sbatch_script(folder, res, params, array_size=len(g.plans) if g.is_array else None)
             kind = f"array of {len(g.plans)}" if g.is_array else "job"
             parts.append(f"# [{g.index}] {g.job_name}: sbatch script ({kind}, {res.nodes} node(s) x "
                          f"{res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per node)\n{script}")
@@ -134,12 +115,11 @@ class SlurmExecutor:
 STATUS_LISTED = 6  # up to this many runs, the --status hint names each run directory
 
 
-def submit_groups(groups: list[JobGroup], res: SlurmResources, folder: Path) -> None:
+def submit_groups(groups: list[JobGroup], res: SlurmSettings, folder: Path) -> None:
     """sbatch each group in order; on a refusal, cancel what was submitted and explain."""
     done: list[JobGroup] = []
     for g in groups:
-        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=res.max_num_timeout)
-        executor.update_parameters(**sbatch_parameters(res, g.job_name, g.dependency(), python_path_setup()))
+        executor = submitit_executor(folder, res, sbatch_parameters(res, g.job_name, g.dependency(), python_path_setup()))
         calls = [StageJob(plan.run_dir, g.stages) for plan in g.plans]
         try:
             if g.is_array:

@@ -1,4 +1,4 @@
-"""The job graph of a submission: which sbatch submissions, in which order, after which.
+"""The Slurm job graph of a submission: which sbatch submissions, in which order, after which.
 
 * one run, several stages: one job per stage, each ``afterok`` on the job of its parent
   stage (the stage it takes its weights from, :attr:`StagePlan.parent`): a chain for

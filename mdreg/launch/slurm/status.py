@@ -15,7 +15,7 @@ from submitit.slurm.slurm import read_job_id
 from tabulate import tabulate
 
 from mdreg.errors import UserError
-from mdreg.launch.records import RECORD, JobRecord, latest_jobs
+from mdreg.launch.slurm.records import RECORD, JobRecord, latest_jobs
 
 ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
          "PREEMPTED")

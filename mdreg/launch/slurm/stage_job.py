@@ -4,7 +4,7 @@ The job reads the run's ``config.yaml`` (written at submission), so the run dire
 the single source of truth: a requeued or relaunched job trains exactly what was
 submitted. Each task joins torch.distributed through
 :func:`mdreg.engine.distributed.setup_from_slurm` (submitit's JobEnvironment gives rank,
-local rank, world size and the master address/port). Preemption: see :mod:`mdreg.launch.preemption`.
+local rank, world size and the master address/port). Preemption: see :mod:`mdreg.launch.slurm.preemption`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import submitit
 
-from mdreg.launch.preemption import StopAtStepBoundary
+from mdreg.launch.slurm.preemption import StopAtStepBoundary
 
 
 def use_allocated_cpus() -> None:

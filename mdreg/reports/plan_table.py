@@ -1,4 +1,5 @@
-"""What the launcher prints: the plan of a run (dry run) and where its outputs landed."""
+"""``python tools/launch.py RECIPE --dry-run``: the resolved config and the plan of the runs
+(run, stage, steps, global batch, where each stage starts from and writes to)."""
 from __future__ import annotations
 
 from omegaconf import OmegaConf
@@ -25,17 +26,3 @@ def describe_plans(plans: list[RunPlan], show_config: bool = True) -> str:
             parts.append(f"note: {note}")
     parts.append(f"# plan: {len(plans)} run(s) of {plans[0].recipe}\n" + plan_table(plans))
     return "\n".join(parts)
-
-
-def outputs_summary(plan: RunPlan) -> str:
-    lines = [f"run directory: {plan.run_dir}", f"  config.yaml, meta.yaml"]
-    for stage in plan.stages:
-        lines.append(f"  {stage.name}/: checkpoints/ (last -> {read_last(stage.folder)}), samples/*.png, "
-                     f"metrics.jsonl, tensorboard events")
-    lines.append(f"tensorboard --logdir {plan.run_dir}")
-    return "\n".join(lines)
-
-
-def read_last(folder) -> str:
-    pointer = folder / "checkpoints" / "last"
-    return pointer.read_text().strip() if pointer.is_file() else "none"

@@ -24,7 +24,7 @@ import subprocess
 from typing import Iterator
 
 from mdreg.errors import UserError, did_you_mean
-from mdreg.launch.slurm_resources import SlurmResources
+from mdreg.launch.slurm.settings import SlurmSettings
 
 _JOB_PREFIXES = ("SLURM_", "SLURMD_", "SRUN_", "SUBMITIT_")
 _KEEP = ("SLURM_CONF", "SUBMITIT_PREEMPT_SIGNAL")  # where the cluster is; which signal jobs checkpoint on
@@ -86,7 +86,7 @@ def partitions_from_sinfo(rows: list[list[str]]) -> tuple[dict[str, dict], str |
     return partitions, default
 
 
-def check_resources(res: SlurmResources, partitions: dict[str, dict], default: str | None) -> str:
+def check_resources(res: SlurmSettings, partitions: dict[str, dict], default: str | None) -> str:
     """Raise a UserError if ``res`` cannot run in the cluster; return the partition's name.
     A list (``a100,h100``: Slurm starts the job in whichever can run it first) needs every name
     to exist and one of them to fit."""
@@ -109,7 +109,7 @@ def check_resources(res: SlurmResources, partitions: dict[str, dict], default: s
     return name
 
 
-def _misfit(res: SlurmResources, name: str, part: dict) -> str | None:
+def _misfit(res: SlurmSettings, name: str, part: dict) -> str | None:
     """Why ``res`` does not fit partition ``name`` (None if it does)."""
     gres = ", ".join(sorted(part["gres"]))
     if res.nodes > part["nodes"]:
@@ -125,6 +125,6 @@ def _misfit(res: SlurmResources, name: str, part: dict) -> str | None:
     return None
 
 
-def check_cluster(res: SlurmResources) -> str:
+def check_cluster(res: SlurmSettings) -> str:
     """Check ``res`` against ``sinfo``; return the partition jobs will run in."""
     return check_resources(res, *partitions_from_sinfo(_sinfo("%P", "%D", "%G")))

@@ -1,0 +1,23 @@
+"""Running plans on Slurm through submitit (``tools/launch.py --cluster slurm``); local runs
+use only the ``launch`` section's checks and the resource flags from here.
+
+Submitting (on the login node):
+
+* ``executor.py`` — :class:`SlurmExecutor`: checks, prepares run directories, submits the
+  job graph, prints the summary; ``--dry-run`` prints the scripts instead;
+* ``settings.py`` — the recipe's ``launch`` section: ``launch.cluster`` and the typed
+  ``launch.slurm`` resources (:class:`SlurmSettings`);
+* ``flags.py`` — ``--nodes``, ``--time``, ... which override ``launch.slurm`` keys;
+* ``sbatch.py`` — resources -> submitit's sbatch parameters and executor; the rendered script;
+* ``cluster.py`` — what ``sinfo`` must allow before anything is queued; a clean environment
+  for submitting from inside a job;
+* ``job_graph.py`` — one job (or array) per stage, chained with ``afterok`` / ``aftercorr``;
+* ``records.py`` — ``RUN_DIR/slurm/jobs.json``: the jobs submitted for a run.
+
+Inside a job:
+
+* ``stage_job.py`` — :class:`StageJob`, what each task runs (distributed setup, the stages);
+* ``preemption.py`` — USR2 -> checkpoint at a step boundary -> submitit requeues.
+
+Afterwards: ``status.py`` — ``--status`` / ``--wait`` (sacct, squeue, log tails, tracebacks).
+"""

@@ -19,6 +19,9 @@ from typing import Callable
 import torch
 
 
+PREDICTIONS = ("eps", "v", "x0")  # what a discrete-schedule network outputs (objectives' ``prediction``)
+
+
 def check_guided_channels(guided_channels: int | None) -> int | None:
     """``None`` (every data channel) or a positive channel count; the objectives call it at construction."""
     if guided_channels is not None and (isinstance(guided_channels, bool) or int(guided_channels) < 1):
@@ -63,9 +66,9 @@ class EpsModel:
     kind = "discrete"
 
     def __init__(self, net: torch.nn.Module, schedule, y: torch.Tensor | None = None, guidance_scale: float = 1.0,
-                 guided_channels: int | None = None):
+                 guided_channels: int | None = None, prediction: str = "eps"):
         self.net, self.schedule, self.y, self.guidance_scale = net, schedule, y, guidance_scale
-        self.guided_channels = guided_channels
+        self.guided_channels, self.prediction = guided_channels, prediction
 
     def output(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The (guided) network output, all its channels."""
@@ -75,11 +78,20 @@ class EpsModel:
                       self.guided_channels)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.output(x, t)[:, :x.shape[1]]
+        """Epsilon at ``x_t``, converted from the network's ``prediction`` (v or x0) if needed."""
+        out = self.output(x, t)[:, :x.shape[1]]
+        if self.prediction == "eps":
+            return out
+        a = self.schedule.abar(t, x)
+        if self.prediction == "v":  # eps = sqrt(abar) v + sqrt(1 - abar) x_t
+            return a.sqrt() * out + (1 - a).sqrt() * x
+        return (x - a.sqrt() * out) / (1 - a).sqrt().clamp(min=1e-4)  # from x0
 
     def eps_and_variance(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eps, v): v in [-1, 1] interpolates log beta~_t (v = -1) and log beta_t (v = 1)."""
         out = self.output(x, t)
+        if self.prediction != "eps":
+            raise ValueError("a learned variance goes with epsilon prediction (objective 'iddpm_hybrid')")
         if out.shape[1] != 2 * x.shape[1]:
             raise ValueError(f"a learned variance needs a network that outputs 2 x {x.shape[1]} channels (eps and "
                              f"variance values: backbone learn_sigma=True), this one outputs {out.shape[1]}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mdreg.diffusion.model_fn import EpsModel, check_guided_channels
+from mdreg.diffusion.model_fn import PREDICTIONS, EpsModel, check_guided_channels
 from mdreg.models.layers import gather_tokens, patchify
 from mdreg.registry import OBJECTIVES
 from mdreg.rng import randn
@@ -38,16 +38,33 @@ def per_patch_mean(values: torch.Tensor, net) -> torch.Tensor:
 
 
 class EpsilonObjective:
-    """Shared machinery: noise x0 at uniform timesteps and regress epsilon."""
+    """Shared machinery: noise x0 at uniform timesteps and regress the prediction target.
+
+    ``prediction``: what the network outputs and the loss compares, at equal weight per
+    dimension: ``eps`` (MaskDM eq. 1, both papers' codes), ``v`` = sqrt(abar) eps - sqrt(1 - abar) x0
+    (Salimans & Ho 2022, sec. 4: the same model family, better conditioned at high noise, which
+    helps small models trained briefly) or ``x0``. Samplers always receive epsilon
+    (:class:`~mdreg.diffusion.model_fn.EpsModel` converts)."""
 
     visible_only = False
 
-    def __init__(self, schedule, guided_channels: int | None = None):
+    def __init__(self, schedule, guided_channels: int | None = None, prediction: str = "eps"):
         if getattr(schedule, "kind", None) != "discrete":
             raise ValueError(f"{type(self).__name__} needs a discrete DDPM noise schedule (ddpm_linear, ddpm_cosine), "
                              f"got {schedule!r}; EDM schedules go with objective 'edm' or 'maskdit'")
-        self.schedule = schedule
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
+        self.schedule, self.prediction = schedule, prediction
         self.guided_channels = check_guided_channels(guided_channels)
+
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the network should output for ``x_t = sqrt(abar) x0 + sqrt(1 - abar) noise``."""
+        if self.prediction == "eps":
+            return noise
+        if self.prediction == "x0":
+            return x0
+        a = self.schedule.abar(t, x0)
+        return a.sqrt() * noise - (1 - a).sqrt() * x0
 
     def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None, ids_keep: torch.Tensor | None = None,
                  generator: torch.Generator | None = None) -> LossOutput:
@@ -56,7 +73,7 @@ class EpsilonObjective:
         x_t = self.schedule.add_noise(x0, t, noise)
         # a learned-sigma backbone's variance channels get no loss here: objective 'iddpm_hybrid' trains them
         pred = net(x_t, t.to(x0.dtype), y, ids_keep=ids_keep)[:, :x0.shape[1]]
-        err = (pred.float() - noise.float()) ** 2
+        err = (pred.float() - self.target(x0, noise, t).float()) ** 2
         if ids_keep is not None and self.visible_only:
             loss = gather_tokens(per_patch_mean(err, net).unsqueeze(-1), ids_keep).mean()
         elif ids_keep is not None:
@@ -67,10 +84,11 @@ class EpsilonObjective:
         return LossOutput(loss, {"loss": loss.detach()})
 
     def model_fn(self, net, y: torch.Tensor | None = None, guidance_scale: float = 1.0) -> EpsModel:
-        return EpsModel(net, self.schedule, y, guidance_scale, self.guided_channels)
+        return EpsModel(net, self.schedule, y, guidance_scale, self.guided_channels, self.prediction)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.schedule!r})"
+        extra = "" if self.prediction == "eps" else f", prediction={self.prediction!r}"
+        return f"{type(self).__name__}({self.schedule!r}{extra})"
 
 
 @OBJECTIVES.register("dsm", aliases=("ddpm",))

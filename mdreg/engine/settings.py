@@ -1,7 +1,7 @@
 """The run-wide ``train`` section of a recipe as a typed schema: :class:`TrainSettings`.
 
 Recipes start from ``recipes/common/train.py``. The section is checked after overrides by
-omegaconf's structured-config machinery (types: ``train.seed=abc`` fails naming the key)
+:func:`mdreg.config.schema.load_section` (types: ``train.seed=abc`` fails naming the key)
 and then by :meth:`TrainSettings.__post_init__` (ranges), so a bad value is one clear error
 at ``--dry-run``, not a crash deep inside the trainer. Extra keys (added with
 ``+train.key=...``) are allowed and ignored here.
@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
 from mdreg.config.schema import hint as _hint
-from mdreg.errors import ConfigError
+from mdreg.config.schema import load_section, require
+from mdreg.config.tree import to_plain
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
@@ -49,7 +49,7 @@ class TrainSettings:
         "a positive number of seconds (how long a rank waits for the others before the run fails)"))
 
     def __post_init__(self) -> None:
-        checks = {
+        require(self, {
             "seed": self.seed >= 0,
             "output_root": bool(self.output_root),
             "run_name": self.run_name is None or ("/" not in self.run_name and self.run_name not in (".", "..")),
@@ -65,32 +65,11 @@ class TrainSettings:
             "sdpa_backends": self.sdpa_backends is None or (
                 len(self.sdpa_backends) > 0 and set(self.sdpa_backends) <= set(SDPA_BACKENDS)),
             "collective_timeout_s": self.collective_timeout_s >= 1,
-        }
-        bad = [key for key, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError("; ".join(_invalid(key, getattr(self, key)) for key in bad))
+        })
 
     @classmethod
     def from_config(cls, train: DictConfig) -> "TrainSettings":
         """Check ``train`` (types, then ranges) and return it typed; one ConfigError names every bad key."""
         known = {f.name for f in fields(cls)}
-        given = {k: _plain(train[k]) for k in train.keys() if k in known}
-        problems = []
-        schema = OmegaConf.structured(cls)
-        for key, value in given.items():
-            try:
-                OmegaConf.merge(schema, {key: value})
-            except OmegaConfBaseException:
-                problems.append(_invalid(key, value))
-        if problems:
-            raise ConfigError("; ".join(problems))
-        return OmegaConf.to_object(OmegaConf.merge(schema, given))
-
-
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-
-def _invalid(key: str, value: Any) -> str:
-    hint = next(f.metadata["hint"] for f in fields(TrainSettings) if f.name == key)
-    return f"train.{key}={_plain(value)!r} is invalid: expected {hint}"
+        given = {k: to_plain(train[k]) for k in train.keys() if k in known}
+        return load_section(cls, given, lambda key, value: f"train.{key}={value!r}")

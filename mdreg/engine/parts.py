@@ -29,7 +29,6 @@ from mdreg.engine.optim import build_optimizer
 from mdreg.engine.precision import Precision
 from mdreg.engine.stage import TrainStage, effective_steps, micro_batch_size, stage_parent, stage_seed
 from mdreg.errors import ConfigError
-from mdreg.masking import num_masked
 
 META = torch.device("meta")
 
@@ -81,11 +80,9 @@ class StageParts:
         return float(self.mask_schedule(step, self.schedule_steps, self.masker.ratio))
 
     def num_visible(self, step: int) -> int:
-        """Visible tokens per sample at ``step`` (the masker's rounding rule)."""
+        """Visible tokens per sample at ``step`` (the masker's rounding rule, ``masker.num_masked``)."""
         n = self.grid[0] * self.grid[1]
-        count = getattr(self.masker, "num_masked", None)
-        masked = count(self.mask_ratio(step), n) if count is not None else num_masked(self.mask_ratio(step), n)
-        return n - masked
+        return n if self.masker is None else n - self.masker.num_masked(self.mask_ratio(step), n)
 
 
 def _stage_node(cfg: DictConfig, name: str) -> DictConfig:

@@ -3,8 +3,9 @@
 Patch tokens get fixed 2-D sin-cos positions (a non-trainable parameter ``pos_embed``, as
 in the official state dict); the condition ``c = t_emb + y_emb`` drives every block
 through adaLN-Zero; the final layer maps each token to ``p*p*out_chans`` values, with
-``out_chans = 2 * in_chans`` when ``learn_sigma`` (DiT's learned variance; mdreg's
-objectives read the first ``in_chans`` channels and ignore the rest).
+``out_chans = 2 * in_chans`` when ``learn_sigma`` (DiT's learned variance: the first
+``in_chans`` channels are epsilon, the rest the variance values that ``objective:iddpm_hybrid``
+trains and ``sampler:ddpm_learned`` uses).
 
 Masking (MaskDiT Table 2a, "DiT backbone"): with ``ids_keep`` the masked tokens are
 dropped after the position embedding, the blocks and the final layer see only the K

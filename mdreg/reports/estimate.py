@@ -9,8 +9,9 @@ GPU-hours on a given device:
 * ``--peak-tflops P --mfu U``: ``total FLOPs / (P * U)`` (default: 791 TFLOP/s at 45% MFU);
 * ``--images-per-s N``: ``steps x batch / N``, N being one GPU's measured training throughput.
 
-Mask ratios: a constant masker ratio counts its visible tokens exactly
-(``N - floor(ratio * N)``, as the trainer draws them). A ratio schedule (MaskDiT's cosine
+Mask ratios: a constant masker ratio counts its visible tokens exactly, with the masker's own
+rounding rule (``masker.num_masked``: MaskDiT keeps int(N(1 - r)), maskdm masks whole blocks),
+as the trainer draws them. A ratio schedule (MaskDiT's cosine
 unmasking tuning) is averaged over the stage's steps: a transformer's forward MACs are a
 quadratic polynomial of the number of visible tokens K (projections and MLPs ~K, attention
 ~K^2, the MaskDiT decoder constant), so three traced token counts give the exact average.
@@ -31,9 +32,6 @@ from mdreg.config import instantiate
 from mdreg.config.lazy import target_ref
 from mdreg.errors import UserError
 from mdreg.launch.plan import RunPlan
-from mdreg.masking import num_masked
-
-
 from mdreg.models.flops import forward_gmacs
 
 SCHEDULE_SAMPLES = 20_000  # steps at which a mask-ratio schedule is evaluated (evenly spaced)
@@ -135,17 +133,17 @@ def visible_tokens(cfg: DictConfig, stage: str, steps: int, n: int) -> Counter:
     node = cfg.stages[stage]
     if node.get("masker") is None or target_ref(node.masker) in ("masker:none", "masker:unmasked"):
         return Counter({n: steps})
-    # every masker hides floor(ratio * N) tokens: the configured ratio is all we need (no masker is built)
-    ratio = float(node.masker.ratio if "ratio" in node.masker else instantiate(node.masker).ratio)
+    masker = instantiate(node.masker, key=f"stages.{stage}.masker")  # its rounding rule decides the count
+    ratio = float(masker.ratio)
     schedule = None
     if node.get("mask_schedule") is not None and target_ref(node.mask_schedule) != "mask_schedule:constant":
         schedule = instantiate(node.mask_schedule, key=f"stages.{stage}.mask_schedule")
     if schedule is None:
-        return Counter({n - num_masked(ratio, n): steps})
+        return Counter({n - masker.num_masked(ratio, n): steps})
     total = int(node.steps)  # the schedule spans the stage's declared length even when train.max_steps caps it
     m = min(steps, SCHEDULE_SAMPLES)
     picks = [round(i * (steps - 1) / (m - 1)) for i in range(m)] if m > 1 else [0]
-    counts = Counter(n - num_masked(float(schedule(i, total, ratio)), n) for i in picks)
+    counts = Counter(n - masker.num_masked(float(schedule(i, total, ratio)), n) for i in picks)
     scale = steps / len(picks)
     return Counter({k: v * scale for k, v in counts.items()})
 

@@ -163,3 +163,30 @@ def test_one_path_override_moves_data_and_fid_reference():
     (plan,) = build_plans(REPO / "recipes" / "maskdm_celebahq256_l.py", ["paths.celebahq=/datasets/chq"])
     resolved = OmegaConf.to_container(plan.cfg, resolve=True)
     assert resolved["data"]["dataset"]["root"] == "/datasets/chq" and resolved["evaluation"]["reference"] == "/datasets/chq"
+
+
+def test_each_paper_samples_and_masks_as_its_own_code():
+    """maskdm (gaussian_ddpm.py ddim_sample) keeps the network's raw epsilon after clipping x0 and
+    counts masks its own way (whole blocks, square crops); MaskDiT (models/maskdit.py get_mask)
+    keeps int(N(1 - r)) tokens; DiT trains L_simple + L_vlb, samples the learned variance with 250
+    respaced steps and guides 3 of 4 latent channels (models.py forward_with_cfg)."""
+    grid = runs("maskdm_celeba64_table1.py")
+    assert grid["m50_patch"].cfg.evaluation.sampler.eps_after_clip == "raw"
+    assert grid["m50_patch"].cfg.stages.pretrain.sample.sampler.eps_after_clip == "raw"
+    assert grid["m50_block2"].cfg.stages.pretrain.masker.rounding == "whole_blocks"
+    assert grid["m50_crop"].cfg.stages.pretrain.masker.rounding == "square_window"
+    for name in ("maskdit_in256.py", "maskdit_in256_table2.py"):
+        for plan in runs(name).values():
+            for stage in plan.cfg.stages.values():
+                if target_ref(stage.masker) == "masker:patch":
+                    assert stage.masker.rounding == "keep_floor", (name, plan.run_name)
+    table2 = runs("maskdit_in256_table2.py")
+    for name, plan in table2.items():  # MaskDiT: a mask token exactly when the MAE loss is on (lambda > 0)
+        if target_ref(plan.cfg.model) == "backbone:maskdit_xl_2":
+            assert plan.cfg.model.mask_token == (plan.cfg.stages.main.objective.mae_weight > 0), name
+    assert sum(target_ref(p.cfg.model) == "backbone:maskdit_xl_2" for p in table2.values()) >= 6
+    dit = runs("dit_in256.py")["default"].cfg
+    assert dit.model.learn_sigma is True and target_ref(dit.stages.main.objective) == "objective:iddpm_hybrid"
+    assert dit.stages.main.objective.guided_channels == 3
+    ev = dit.evaluation
+    assert (target_ref(ev.sampler), ev.sampler.steps, ev.guidance_scale) == ("sampler:ddpm_learned", 250, 1.5)

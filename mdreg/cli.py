@@ -31,3 +31,28 @@ def run_cli(main: Callable[[list[str]], int | None], argv: list[str] | None = No
         return 130
     return int(code or 0)
 
+
+
+def tool(module: str, function: str = "main") -> Callable[[], None]:
+    """A console entry point (``mdreg-launch``, ...) and the body of ``tools/*.py``: run
+    ``module.function`` through :func:`run_cli`. The module is imported on call, so a tool
+    loads only what it uses."""
+    def entry() -> None:
+        import importlib
+
+        sys.exit(run_cli(getattr(importlib.import_module(module), function)))
+    entry.__name__ = entry.__qualname__ = f"{module}.{function}"
+    return entry
+
+
+launch = tool("mdreg.launch.cli")
+registry = tool("mdreg.registry_cli")
+sample = tool("mdreg.evaluation.sample_dir")
+fid = tool("mdreg.evaluation.fid")
+metrics = tool("mdreg.evaluation.fid", "metrics_main")
+shape_fid = tool("mdreg.evaluation.shape_metric")
+toy_report = tool("mdreg.evaluation.toy_report")
+bench = tool("mdreg.benchmark.cli")
+bench_data = tool("mdreg.data.throughput")
+convert = tool("mdreg.models.convert_cli")
+encode_latents = tool("mdreg.data.encode_latents")

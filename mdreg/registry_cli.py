@@ -59,11 +59,14 @@ def module_path(obj) -> str:
 
 
 def component_map() -> str:
-    """Markdown table: one row per kind and module, with the names (and aliases) it registers."""
+    """Markdown table: one row per kind and module, with the names (and aliases) it registers
+    (mdreg's built-ins; components registered by other packages or tests are left out)."""
     rows = []
     for reg in REGISTRIES.values():
         by_module: dict[str, list[str]] = {}
         for e in reg:
+            if not e.obj.__module__.startswith("mdreg."):
+                continue
             shown = f"`{e.name}`" + (f" ({', '.join(f'`{a}`' for a in e.aliases)})" if e.aliases else "")
             by_module.setdefault(module_path(e.obj), []).append(shown)
         rows += [f"| {reg.kind} | {', '.join(names)} | `{module}` |" for module, names in sorted(by_module.items())]

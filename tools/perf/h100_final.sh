@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Last measurement round of issue 7 (one device call): the mask-ratio sweep, MaskDM-B's
+# The last throughput measurement round (one device call): the mask-ratio sweep, MaskDM-B's
 # unmasked fine-tuning at batch 32, MaskDM-L on DWT bands, and the fast-vs-plain numerics.
 # Usage on the device machine: bash tools/perf/h100_final.sh OUT_DIR
 set -uo pipefail

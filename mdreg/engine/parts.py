@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from mdreg.config import instantiate
@@ -46,7 +46,7 @@ class StageParts:
     micro_batch: int                   # samples per process and micro-step
     device: torch.device
     model: nn.Module                   # the plain module on ``device`` (no DDP/compile wrapper)
-    ema: EMA
+    ema: EMA                           # None only in the planner's meta-device check
     optimizer: torch.optim.Optimizer
     base_lrs: list[float]
     lr_schedule: Callable[[int, int], float] | None
@@ -131,7 +131,8 @@ def build_stage(cfg: DictConfig, name: str, env: DistEnv, data: bool = True, wor
         batch_size=stage.batch_size,
         grad_accum=stage.grad_accum,
         micro_batch=micro_batch_size(stage.batch_size, stage.grad_accum, env.world_size, name, world_note),
-        device=env.device, model=model, ema=EMA(model, **stage.ema), optimizer=optimizer,
+        device=env.device, model=model, optimizer=optimizer,
+        ema=EMA(model, **stage.ema) if env.device != META else None,  # planning: settings checked, no copy
         base_lrs=[g["lr"] for g in optimizer.param_groups], lr_schedule=stage.lr_schedule,
         grad_clip=stage.grad_clip, precision=Precision(stage.precision, host), dataset=dataset,
         transform=transform, objective=stage.objective, masker=stage.masker, mask_schedule=stage.mask_schedule,
@@ -205,6 +206,14 @@ def _describe(dataset) -> str:
 
 
 def check_stage(cfg: DictConfig, name: str, world_size: int = 1, where: str = "") -> None:
-    """The planner's check of stage ``name``: everything but the data, built on ``meta``,
-    and the batch split over ``world_size`` processes (``where``: how that number came about)."""
-    build_stage(cfg, name, DistEnv(world_size=world_size, device=META), data=False, world_note=where)
+    """The planner's check of stage ``name``: everything but the data (and the EMA copy),
+    built on ``meta``, and the batch split over ``world_size`` processes (``where``: how that
+    number came about). Sweep elements that share what is checked are checked once."""
+    key = (OmegaConf.to_yaml(cfg.model), OmegaConf.to_yaml(_stage_node(cfg, name)), OmegaConf.to_yaml(cfg.data),
+           tuple(cfg.stages.keys()), cfg.train.get("max_steps"), world_size, where)
+    if key not in _CHECKED:
+        build_stage(cfg, name, DistEnv(world_size=world_size, device=META), data=False, world_note=where)
+        _CHECKED.add(key)
+
+
+_CHECKED: set[tuple] = set()  # check_stage keys that passed (a 256-element sweep of one model builds it once)

@@ -16,12 +16,38 @@
 The device is ``cuda:LOCAL_RANK`` when CUDA is available and the process sees several
 GPUs, ``cuda:0`` when it sees one (Slurm bound one GPU per task), else the CPU. Several
 ranks initialise the default process group (NCCL on GPUs, gloo on the CPU).
+
+A rank that dies. ``train.collective_timeout_s`` (default 600 s) is the process group's
+timeout: how long a collective waits for the other ranks. What the survivors see
+(measured with gloo, torch 2.x):
+
+* the peer process is gone (SIGKILL, out of memory, a crash): its sockets close, and the
+  survivors' next (or current) collective fails at once with ``RuntimeError: ... Connection
+  closed by peer`` (or "reset by peer", "Broken pipe");
+* the peer lives but does not answer (hung, stopped, a lost node whose sockets stay half
+  open): the collective fails after the timeout, ``Timed out waiting 600000ms for recv
+  operation``. With NCCL, the watchdog aborts the process after the timeout instead.
+
+:func:`explain_collective_failure` turns either into :class:`CollectiveFailure`, whose
+message names this rank, the lost rank(s) when they can be told (the ranks' pids and hosts
+are exchanged at setup; a rank on this host whose process is gone is named) and the
+timeout, and says that relaunching resumes from the last checkpoint. Why 600 s: a collective
+must wait out the longest work one rank does while the others wait (rank 0 writes a
+checkpoint of a large model to a slow file system, samples a grid or evaluates; the first
+step of ``torch.compile`` on a slow rank), yet a dead rank should end a job in minutes, not
+at its time limit. A recipe with a long rank-0-only evaluation raises it.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import re
+import socket
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -29,6 +55,17 @@ import torch.distributed as dist
 from mdreg.errors import UserError
 
 DEFAULT_TIMEOUT_S = 600  # train.collective_timeout_s
+_PEERS: list[tuple[str, int, int | None]] = []  # (host, pid, start ticks) of each rank, filled by setup()
+_TIMEOUT_S: float = DEFAULT_TIMEOUT_S
+LOST_WAIT_S = 2.0  # after a closed connection, how long to look for the peer's process ending
+# how gloo, NCCL and c10d word a lost peer (closed socket) and a timeout
+_LOST = re.compile(r"Connection closed by peer|Connection reset by peer|Broken pipe|pair closure|"
+                   r"NCCL communicator was aborted|remote process exited|ECONNRESET|EPIPE", re.I)
+_TIMED_OUT = re.compile(r"Timed out waiting|collective operation timeout|Socket Timeout", re.I)
+
+
+class CollectiveFailure(RuntimeError):
+    """A collective failed because another rank died or did not answer in time."""
 
 
 @dataclass
@@ -104,10 +141,93 @@ def setup(requested_device: str = "auto", source: str | None = None, timeout_s: 
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
+        global _TIMEOUT_S
+        _TIMEOUT_S = float(timeout_s or DEFAULT_TIMEOUT_S)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
                                 device_id=device if device.type == "cuda" else None,
-                                timeout=datetime.timedelta(seconds=float(timeout_s or DEFAULT_TIMEOUT_S)))
+                                timeout=datetime.timedelta(seconds=_TIMEOUT_S))
+        _PEERS[:] = _gather_peers(world)
     return DistEnv(rank, world, local_rank, device, source)
+
+
+def process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, which tells a pid's reuse apart;
+    None if it is gone (no such pid on this host, or only the zombie of an ended process that
+    its parent has not reaped yet)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])  # state, start time (fields 3 and 22)
+
+
+def _gather_peers(world: int) -> list[tuple[str, int, int | None]]:
+    """Every rank's (host, pid, process start time): to name a lost rank later."""
+    out: list = [None] * world
+    dist.all_gather_object(out, (socket.gethostname(), os.getpid(), process_start(os.getpid())))
+    return out
+
+
+def _gone(host: str, pid: int, ticks: int | None) -> bool | None:
+    """Whether a rank's process has ended (None: on another host, cannot be told from here)."""
+    if host != socket.gethostname():
+        return None
+    now = process_start(pid)
+    return now is None or (ticks is not None and now != ticks)
+
+
+@contextlib.contextmanager
+def collective_failures_explained(env: "DistEnv") -> Iterator[None]:
+    """Re-raise a lost or silent peer's backend error as :class:`CollectiveFailure`."""
+    try:
+        yield
+    except CollectiveFailure:
+        raise
+    except RuntimeError as exc:
+        failure = explain_collective_failure(exc, env.rank, env.world_size)
+        if failure is None:
+            raise
+        raise failure from exc
+
+
+def _wait_for_gone(others: list[tuple], wait_s: float) -> list[str]:
+    """The ranks on this host whose process has ended. A killed peer's sockets close a moment
+    before its process is marked ended, so a closed connection waits up to ``wait_s`` for it."""
+    end = time.monotonic() + wait_s
+    while True:
+        gone = [f"rank {r} (pid {pid} on {host})" for r, host, pid, ticks in others if _gone(host, pid, ticks)]
+        if gone or time.monotonic() >= end or all(_gone(host, pid, ticks) is None for _, host, pid, ticks in others):
+            return gone
+        time.sleep(0.05)
+
+
+def explain_collective_failure(exc: BaseException, rank: int, world_size: int) -> CollectiveFailure | None:
+    """A :class:`CollectiveFailure` describing ``exc`` if it is a lost or silent peer (see the
+    module docstring), else None (another error: let it propagate as it is)."""
+    text = str(exc)
+    lost, timed_out = bool(_LOST.search(text)), bool(_TIMED_OUT.search(text))
+    if world_size < 2 or not (lost or timed_out):
+        return None
+    others = [(r, *peer) for r, peer in enumerate(_PEERS) if r != rank]
+    gone = _wait_for_gone(others, LOST_WAIT_S if lost else 0.0)
+    alive = [f"rank {r} (pid {pid})" for r, host, pid, ticks in others if _gone(host, pid, ticks) is False]
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = re.sub(r"^\[[^\]]*\] ", "", first)  # gloo prefixes its source file, and then adds advice:
+    first = first.split(". This is typically")[0][:300]
+    if gone:
+        what = f"{', '.join(gone)} {'is' if len(gone) == 1 else 'are'} gone (killed, out of memory or crashed: " \
+               f"see {'its' if len(gone) == 1 else 'their'} own log)"
+    elif lost:
+        only = f"rank {others[0][0]} " if len(others) == 1 else "another rank "
+        what = f"{only}closed its connection (it died or its node was lost; see its log)"
+    else:
+        idle = f"; {', '.join(alive)} still running but silent: hung, stopped or far slower" if alive else ""
+        what = (f"no answer from the other ranks within train.collective_timeout_s={_TIMEOUT_S:g} s{idle}. If a "
+                f"rank legitimately works alone longer than that (a long evaluation or checkpoint on rank 0), "
+                f"raise train.collective_timeout_s")
+    return CollectiveFailure(f"rank {rank} of {world_size} stopped: a collective failed because {what}. "
+                             f"[{type(exc).__name__}: {first}] Every rank stops; the last checkpoint is intact: "
+                             f"relaunch the same command to resume from it")
 
 
 def setup_from_slurm(requested_device: str = "auto", timeout_s: float | None = None) -> DistEnv:

@@ -5,15 +5,22 @@ an interrupted one resumes from its last checkpoint, so re-running the same comm
 continues where the last one stopped. Under ``torchrun`` every rank runs this; rank 0
 alone writes the run directory's files and the others wait for it. At the end the launcher
 prints :func:`outputs_summary`: where everything landed.
+
+While a run trains, rank 0 holds its lock (``RUN_DIR/.lock``, :mod:`mdreg.launch.run_lock`):
+a second launch of the same run, or one while the run's Slurm jobs are queued or running, is
+refused before it writes anything. A rank that dies makes the others stop with
+:class:`~mdreg.engine.distributed.CollectiveFailure` (naming it when possible) instead of a
+bare backend error.
 """
 from __future__ import annotations
 
 from mdreg.engine import ddp
 from mdreg.engine.backends import configure_process
-from mdreg.engine.distributed import DistEnv, setup
+from mdreg.engine.distributed import DistEnv, collective_failures_explained, setup
 from mdreg.engine.trainer import Trainer
 from mdreg.launch.plan import RunPlan
 from mdreg.launch.rundir import prepare, write_stage_config
+from mdreg.launch.run_lock import hold
 
 
 class LocalExecutor:
@@ -28,6 +35,10 @@ class LocalExecutor:
         env = self.env = self.env or setup(str(plan.cfg.train.get("device", "auto")),
                                            timeout_s=plan.cfg.train.get("collective_timeout_s"))
         configure_process(plan.cfg.train, env.device)
+        with hold(plan.run_dir, env), collective_failures_explained(env):
+            return self._stages(plan, stages, env)
+
+    def _stages(self, plan: RunPlan, stages: list[str] | None, env: DistEnv) -> dict[str, dict]:
         if env.is_main:
             prepare(plan)
         ddp.barrier()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 import torch
@@ -68,16 +69,25 @@ def test_dry_run_prints_the_scripts_that_were_submitted(submitted, launch):
         assert written == expected
 
 
-def test_a_second_submission_waits_for_the_first_and_resumes(submitted, launch):
+def test_relaunching_a_complete_run_submits_nothing(submitted, launch):
     _, run_dir, args = submitted
+    before = (run_dir / "slurm" / "jobs.json").read_text()
+    code, out = launch(*args)
+    assert code == 0 and "# nothing to submit" in out and str(run_dir) in out
+    assert (run_dir / "slurm" / "jobs.json").read_text() == before  # no new job, no new record
+
+
+def test_a_second_submission_is_refused_while_the_first_is_queued(submitted, launch):
+    _, run_dir, args = submitted
+    args = [a if a != "train.run_name=tiny" else "train.run_name=again" for a in args]
+    again = run_dir.parent / "again"
     code, out = launch(*args, "--stages", "pretrain")  # returns at once: the job is queued
     assert code == 0
-    jobs = recorded_jobs(run_dir)
-    assert [j["stages"] for j in jobs] == [["pretrain"]]
-    code, out = launch(*args)  # the same run again while that job is queued/running
-    assert code == 2 and "already has Slurm jobs queued or running" in out
-    assert recorded_jobs(run_dir) == jobs  # nothing new was submitted
+    jobs = recorded_jobs(again)
+    try:
+        code, out = launch(*args)  # the same run again while that job is queued/running
+        assert code == 2 and "already has Slurm jobs queued or running" in out
+        assert recorded_jobs(again) == jobs  # nothing new was submitted
+    finally:
+        subprocess.run(["scancel", *(j["job_id"] for j in jobs)], check=True)
     wait_ended([j["job_id"] for j in jobs])
-    assert all(sacct(j["job_id"])[-1]["State"] == "COMPLETED" for j in jobs)
-    log = (run_dir / "slurm" / f"pretrain.{jobs[0]['job_id']}.out").read_text()
-    assert "already complete (2/2 steps)" in log  # relaunching resumes: the finished stage is not redone

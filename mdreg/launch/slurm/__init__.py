@@ -12,6 +12,7 @@ Submitting (on the login node):
 * ``cluster.py`` — what ``sinfo`` must allow before anything is queued; a clean environment
   for submitting from inside a job;
 * ``job_graph.py`` — one job (or array) per stage, chained with ``afterok`` / ``aftercorr``;
+* ``remaining.py`` — which stages still need a job (a relaunch resubmits only those);
 * ``records.py`` — ``RUN_DIR/slurm/jobs.json``: the jobs submitted for a run.
 
 Inside a job:

@@ -12,8 +12,12 @@ returns once sbatch has accepted everything (``--wait`` then follows the jobs).
 * inside a job: :class:`~mdreg.launch.slurm.stage_job.StageJob` (distributed env, preemption);
 * before sbatch runs: the client tools, the partition and its GPUs are checked, every run
   directory gets its ``config.yaml`` (a different existing run there is an error), and a
-  run whose earlier jobs are still queued or running is refused. If sbatch refuses a later
+  run whose earlier jobs are still queued or running, or that a live launch holds
+  (``RUN_DIR/.lock``, :mod:`mdreg.launch.run_lock`), is refused. If sbatch refuses a later
   job of the chain, the jobs already submitted are cancelled.
+* relaunching: complete stages get no job, and runs with nothing left are not resubmitted
+  (:mod:`mdreg.launch.slurm.remaining`), so relaunching a sweep resubmits only its
+  unfinished elements.
 * logs: submitit's folder ``<output_root>/<recipe>/slurm-logs/`` (shared by an array's
   elements), linked from each ``RUN_DIR/slurm/``, with the job ids in ``jobs.json``.
 
@@ -23,18 +27,22 @@ and the dependency graph; it asks nothing of the cluster.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from submitit.core.utils import FailedJobError, JobPaths
 
 from mdreg.engine.stage import micro_batch_size
 from mdreg.errors import ConfigError, UserError
 from mdreg.launch.plan import RunPlan
 from mdreg.launch.rundir import prepare, write_stage_config
+from mdreg.launch.run_lock import check_free
 from mdreg.launch.slurm.cluster import check_cluster, outside_job_env, require_slurm_client
 from mdreg.launch.slurm.job_graph import JobGroup, chain, describe_graph
 from mdreg.launch.slurm.records import JobRecord, append_submission, latest_jobs
+from mdreg.launch.slurm.remaining import complete_stages, describe_complete
 from mdreg.launch.slurm.sbatch import python_path_setup, sbatch_parameters, sbatch_script, submitit_executor
 from mdreg.launch.slurm.settings import SlurmSettings, slurm_settings
 from mdreg.launch.slurm.stage_job import StageJob
@@ -56,8 +64,21 @@ class SlurmExecutor:
         self.flags, self.single_job = dict(flags or {}), single_job
 
     def resources(self, plans: list[RunPlan]) -> SlurmSettings:
-        """The plans' validated resources; a sweep's elements must agree (one array)."""
-        found = [slurm_settings(p.cfg, self.flags) for p in plans]
+        """The plans' validated resources; a sweep's elements must agree (one array). Each
+        distinct ``launch`` section is checked once (a 256-element sweep shares one)."""
+        checked: dict[str, SlurmSettings] = {}
+
+        def settings(cfg) -> SlurmSettings:
+            try:
+                key = json.dumps(OmegaConf.to_container(cfg.launch, resolve=True) if "launch" in cfg else None,
+                                 sort_keys=True, default=repr)
+            except Exception:  # not a mapping, a bad interpolation: slurm_settings says what is wrong
+                return slurm_settings(cfg, self.flags)
+            if key not in checked:
+                checked[key] = slurm_settings(cfg, self.flags)
+            return checked[key]
+
+        found = [settings(p.cfg) for p in plans]
         for plan, res in zip(plans[1:], found[1:]):
             if res != found[0]:
                 keys = [k for k, v in res.as_dict().items() if v != found[0].as_dict()[k]]
@@ -74,8 +95,9 @@ class SlurmExecutor:
                                  f" set --nodes / --gpus-per-node")
         return found[0]
 
-    def groups(self, plans: list[RunPlan], stages: list[str] | None) -> list[JobGroup]:
-        return chain(plans, stages, self.single_job)
+    def groups(self, plans: list[RunPlan], stages: list[str] | None, skip_complete: bool = False) -> list[JobGroup]:
+        """The job graph; with ``skip_complete``, complete stages get no job."""
+        return chain(plans, stages, self.single_job, complete_stages(plans) if skip_complete else None)
 
     def dry_run(self, plans: list[RunPlan], stages: list[str] | None = None) -> str:
         """The sbatch scripts, array expansion and dependency graph; submits nothing."""
@@ -88,14 +110,17 @@ class SlurmExecutor:
             parts.append(f"# [{g.index}] {g.job_name}: sbatch script ({kind}, {res.nodes} node(s) x "
                          f"{res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per node)\n{script}")
         parts.append(describe_graph(groups))
+        parts += describe_complete(plans, complete_stages(plans), stages)
         parts.append("# dry run: nothing was submitted")
         return "\n".join(parts)
 
     def submit(self, plans: list[RunPlan], stages: list[str] | None = None) -> list[JobGroup]:
         """Check, prepare the run directories, submit the chain; returns the submitted groups."""
         require_slurm_client()
-        res, groups, folder = self.resources(plans), self.groups(plans, stages), logs_folder(plans)
+        res, groups, folder = self.resources(plans), self.groups(plans, stages, True), logs_folder(plans)
         plans = scheduled(plans, groups)
+        if not groups:
+            return groups
         with outside_job_env():
             check_cluster(res)
             refuse_active_runs(plans)
@@ -138,11 +163,14 @@ def submit_groups(groups: list[JobGroup], res: SlurmSettings, folder: Path) -> N
 
 
 def refuse_active_runs(plans: list[RunPlan]) -> None:
-    """Two job chains writing one run directory would corrupt it."""
+    """Two job chains (or a job and a local launch) writing one run directory would corrupt it.
+    One sacct/squeue query for every run's recorded jobs."""
+    recorded = {plan.run_dir: latest_jobs(plan.run_dir) for plan in plans}
+    states = query([j.job_id for jobs in recorded.values() for j in jobs])
     for plan in plans:
-        jobs = latest_jobs(plan.run_dir)
-        states = query([j.job_id for j in jobs]) if jobs else {}
-        active = [f"{jid} ({st.state})" for jid, st in states.items() if not st.ended and st.state != "UNKNOWN"]
+        active = [f"{j.job_id} ({states[j.job_id].state})" for j in recorded[plan.run_dir]
+                  if not states[j.job_id].ended and states[j.job_id].state != "UNKNOWN"]
+        check_free(plan.run_dir)
         if active:
             raise UserError(f"{plan.run_dir} already has Slurm jobs queued or running: {', '.join(active)}. "
                             f"Follow them with python tools/launch.py --status {plan.run_dir}, or cancel them "
@@ -157,8 +185,15 @@ def scheduled(plans: list[RunPlan], groups: list[JobGroup]) -> list[RunPlan]:
 
 def submission_summary(groups: list[JobGroup], plans: list[RunPlan]) -> str:
     """What the user reads after submitting: ids, run dirs, how to follow them."""
-    plans = scheduled(plans, groups)
-    lines = [describe_graph(groups), "# run directories"]
+    done = scheduled(plans, groups)
+    left = [plan for plan in plans if plan not in done]
+    skipped = [f"# not resubmitted, nothing left to run: {len(left)} run(s) (every stage asked for is complete)",
+               *(f"  {plan.run_dir}" for plan in left[:STATUS_LISTED]),
+               *([f"  ... and {len(left) - STATUS_LISTED} more"] if len(left) > STATUS_LISTED else [])] if left else []
+    if not groups:
+        return "\n".join(["# nothing to submit", *skipped])
+    plans = done
+    lines = [describe_graph(groups), *skipped, "# run directories"]
     for plan in plans:
         ids = ", ".join(f"{g.label} {g.job_id_for(plan)}" for g in groups if g.position(plan) is not None)
         lines.append(f"  {plan.run_dir}  ({ids})")

@@ -68,11 +68,16 @@ class JobGroup:
         return f"{kind}:{target}"
 
 
-def chain(plans: list[RunPlan], stages: list[str] | None = None, single_job: bool = False) -> list[JobGroup]:
-    """The groups to submit, each after the group of its parent stage (dependency order)."""
+def chain(plans: list[RunPlan], stages: list[str] | None = None, single_job: bool = False,
+          done: dict | None = None) -> list[JobGroup]:
+    """The groups to submit, each after the group of its parent stage (dependency order).
+    ``done``: run directory -> its complete stages, which get no job (a child of a complete
+    stage waits for nothing; :mod:`mdreg.launch.slurm.remaining`)."""
     families: dict[tuple, list[RunPlan]] = {}
+    done = done or {}
     for plan in plans:
-        chosen = [s for s in plan.stages if not stages or s.name in stages]
+        finished = done.get(plan.run_dir, set())
+        chosen = [s for s in plan.stages if (not stages or s.name in stages) and s.name not in finished]
         names = {s.name for s in chosen}
         tree = tuple((s.name, s.parent if s.parent in names else None) for s in chosen)
         if tree:

@@ -5,6 +5,12 @@ the single source of truth: a requeued or relaunched job trains exactly what was
 submitted. Each task joins torch.distributed through
 :func:`mdreg.engine.distributed.setup_from_slurm` (submitit's JobEnvironment gives rank,
 local rank, world size and the master address/port). Preemption: see :mod:`mdreg.launch.slurm.preemption`.
+
+Global rank 0 holds the run's lock while the job trains (:mod:`mdreg.launch.run_lock`, with
+the job id: a requeued run of the same job takes over what its earlier run left; another
+job or a local launch holding the run makes this job fail at once with the holder's name).
+A rank that dies makes the others fail with
+:class:`~mdreg.engine.distributed.CollectiveFailure`, whose message ends up in ``--status``.
 """
 from __future__ import annotations
 
@@ -48,14 +54,20 @@ class StageJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, dict]:
         from mdreg.config import load_config
         from mdreg.engine.backends import configure_process
-        from mdreg.engine.distributed import setup_from_slurm
-        from mdreg.engine.trainer import Trainer
+        from mdreg.engine.distributed import collective_failures_explained, setup_from_slurm
+        from mdreg.launch.run_lock import hold, slurm_job_id
 
         use_allocated_cpus()
         cfg = load_config(Path(self.run_dir) / "config.yaml")
         env = setup_from_slurm(cfg.train.get("device", "auto"), timeout_s=cfg.train.get("collective_timeout_s"))
         configure_process(cfg.train, env.device)
         print(f"mdreg: {self.run_dir} stages {', '.join(self.stages)}: {describe_task(env)}", flush=True)
+        with hold(self.run_dir, env, job_id=slurm_job_id()), collective_failures_explained(env):
+            return self._train(cfg, env)
+
+    def _train(self, cfg, env) -> dict[str, dict]:
+        from mdreg.engine.trainer import Trainer
+
         results: dict[str, dict] = {}
         with StopAtStepBoundary() as stop:
             for name in self.stages:

@@ -1,14 +1,19 @@
 """``python tools/launch.py --status RUN_DIR``: the Slurm jobs of a run (or of every run
 under a recipe folder): state and restarts from ``sacct`` (the pending reason from
-``squeue``), training progress, the tail of each job's log and the traceback of a failed
-one. ``--wait`` polls the same until every job has ended.
+``squeue``), training progress, checkpoints set aside as unreadable (and each
+``skipped_checkpoint`` event of the stage's metrics.jsonl), the tail of each job's log and
+the traceback of a failed one; with several runs, a closing summary names the failed ones
+and their error line. ``--wait`` polls the same until every job has ended.
+
+One ``sacct`` and one ``squeue`` call answer for every job of every run (a 256-element sweep
+too); logs are read from their end.
 """
 from __future__ import annotations
 
 import json
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from submitit.slurm.slurm import read_job_id
@@ -92,6 +97,20 @@ def query(job_ids: list[str]) -> dict[str, JobState]:
     return states
 
 
+def active_states(job_ids: list[str]) -> dict[str, str]:
+    """The jobs of ``job_ids`` that Slurm lists as not ended, with their state (one squeue
+    call; a job squeue no longer lists has ended). Raises UserError when squeue fails."""
+    if not job_ids:
+        return {}
+    text = _run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(sorted(set(job_ids)))])
+    wanted, found = set(job_ids), {}
+    for line in text.splitlines():
+        jid, state = (line.split("|") + [""])[:2]
+        if jid in wanted and state and state not in ENDED:
+            found[jid] = state
+    return found
+
+
 def run_dirs_under(path: Path) -> list[Path]:
     """``path`` if it is a submitted run, else every submitted run below it (a sweep)."""
     path = Path(path)
@@ -104,26 +123,67 @@ def run_dirs_under(path: Path) -> list[Path]:
     return found
 
 
-def progress(stage_dir: Path) -> str:
-    """``step/total`` from the stage's metrics.jsonl (rank 0 writes it), or ``-``."""
+@dataclass
+class StageFacts:
+    """What a stage's folder says: progress, and the checkpoints a resume could not read."""
+
+    progress: str = "-"                 # step/total from metrics.jsonl
+    skipped: list[dict] = field(default_factory=list)   # skipped_checkpoint events: path, reason, kept_as
+    damaged: list[Path] = field(default_factory=list)   # checkpoints/step_*.pt.damaged[.N] on disk
+
+
+def stage_facts(stage_dir: Path) -> StageFacts:
+    """One pass over the stage's metrics.jsonl (rank 0 writes it) and its checkpoint folder."""
+    from mdreg.engine.checkpoint import CheckpointManager
+
+    facts = StageFacts(damaged=CheckpointManager(stage_dir / "checkpoints").damaged())
     path = stage_dir / "metrics.jsonl"
     if not path.is_file():
-        return "-"
+        return facts
     step, total = None, None
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
             event = json.loads(line)
         except ValueError:
             continue
         step = event.get("step", step)
         total = event.get("total_steps", total)
-    return f"{step}/{total}" if step is not None else "-"
+        if event.get("event") == "skipped_checkpoint":
+            facts.skipped.append(event)
+    facts.progress = f"{step}/{total}" if step is not None else "-"
+    return facts
 
 
-def tail(path: Path, lines: int) -> list[str]:
-    if not path.is_file():
+def progress(stage_dir: Path) -> str:
+    """``step/total`` from the stage's metrics.jsonl, or ``-``."""
+    return stage_facts(stage_dir).progress
+
+
+def tail(path: Path, lines: int, max_bytes: int = 1 << 16) -> list[str]:
+    """The last ``lines`` lines of ``path``, reading at most its last ``max_bytes``."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except OSError:
         return []
-    return path.read_text(errors="replace").splitlines()[-lines:]
+    text = data.decode("utf-8", "replace").splitlines()
+    if size > max_bytes and text:
+        text = text[1:]  # the first line read is a partial one
+    return text[-lines:]
+
+
+def checkpoint_lines(stage: str, facts: StageFacts) -> list[str]:
+    """The report's lines about checkpoints set aside as unreadable."""
+    out = []
+    if facts.damaged:
+        out.append(f"   {stage}: {len(facts.damaged)} damaged checkpoint(s) set aside in "
+                   f"{facts.damaged[0].parent}: {', '.join(p.name for p in facts.damaged)}")
+    for event in facts.skipped:
+        kept = f"kept as {Path(event['kept_as']).name}" if event.get("kept_as") else "not renamed"
+        out.append(f"   {stage}: resume skipped {event.get('path')}: {event.get('reason')} ({kept})")
+    return out
 
 
 def traceback_of(job: JobRecord) -> list[str]:
@@ -140,18 +200,22 @@ def report(path: Path, log_lines: int = 5) -> tuple[str, list[JobState]]:
     """The status text of the run(s) at ``path`` and the jobs' states."""
     runs = [(run, latest_jobs(run)) for run in run_dirs_under(path)]
     states = query([j.job_id for _, jobs in runs for j in jobs])
-    out = []
+    out, failed = [], []
     for run, jobs in runs:
-        rows = []
+        rows, facts = [], {}
         for job in jobs:
             st = states[job.job_id]
             state = st.state + (f" ({st.reason})" if st.reason else "")
-            done = ", ".join(progress(run / s) for s in job.stages)
+            for s in job.stages:
+                facts.setdefault(s, stage_facts(run / s))
+            done = ", ".join(facts[s].progress for s in job.stages)
             rows.append([job.job_id, job.label, state, st.start.replace("T", " ") if st.start not in ("Unknown", "None") else "",
                          st.elapsed, st.exit_code, st.restarts, done])
         out.append(f"== {run}")
         out.append(tabulate(rows, headers=["job", "stages", "state", "start", "elapsed", "exit", "restarts",
                                            "steps"]))
+        for stage, found in facts.items():
+            out += checkpoint_lines(stage, found)
         for job in jobs:
             st = states[job.job_id]
             paths = job.paths()
@@ -162,11 +226,28 @@ def report(path: Path, log_lines: int = 5) -> tuple[str, list[JobState]]:
                 if trace:
                     out.append(f"   {st.state}: traceback from {paths.stderr}")
                     out += [f"   ! {line}" for line in trace]
+                    failed.append(f"{run.name}: {job.label} {job.job_id} {st.state}: {trace[-1].strip()}")
                 elif st.state == "CANCELLED" and job.dependency:
                     out.append(f"   cancelled: its dependency ({job.dependency}) failed or was cancelled")
                 else:
                     out += [f"   ! {line}" for line in tail(paths.stderr, log_lines)]
+                    failed.append(f"{run.name}: {job.label} {job.job_id} {st.state}")
+    if len(runs) > 1:
+        out.append(summary(runs, states, failed))
     return "\n".join(out), list(states.values())
+
+
+def summary(runs: list[tuple[Path, list[JobRecord]]], states: dict[str, JobState], failed: list[str]) -> str:
+    """The closing lines of a report over several runs: counts by state, then each failure."""
+    counts: dict[str, int] = {}
+    for st in states.values():
+        counts[st.state] = counts.get(st.state, 0) + 1
+    shown = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
+    lines = [f"== {len(runs)} runs, {len(states)} jobs: {shown}"]
+    if failed:
+        lines.append(f"failed ({len(failed)}):")
+        lines += [f"  {line}" for line in failed]
+    return "\n".join(lines)
 
 
 def wait(job_ids: list[str], poll_s: float = 3.0, echo=print, lost_after: int = 10) -> dict[str, JobState]:

@@ -25,7 +25,7 @@ from mdreg.config import L
 
 from .common.datasets import latents, paths_of
 from .common.dit import dit_xl2, sampler, training
-from .common.evaluation import fid
+from .common.evaluation import INCEPTION, fid
 from .common.resources import on_gpus
 from .common.train import train
 
@@ -42,4 +42,10 @@ stages = dict(main=training(steps=7_000_000, batch_size=256))
 
 evaluation = fid(stage="main", sampler=sampler(250), num_samples=50_000, reference="${paths.adm_ref_256}",
                  guidance_scale=1.5,
-                 paper="DiT Table 4: DiT-XL/2-G (cfg 1.50) FID-50K 2.27; DiT-XL/2 9.62 (evaluation.guidance_scale=1.0)")
+                 metrics=INCEPTION,
+                 paper="DiT Table 4: DiT-XL/2-G (cfg 1.50) FID-50K 2.27; DiT-XL/2 9.62 (evaluation.guidance_scale=1.0)",
+                 reported=[  # DiT Table 4 = MaskDiT Table 1's DiT-XL/2 rows (7M steps)
+                     {"guidance_scale": 1.5, "fid": 2.27, "sfid": 4.60, "is": 278.24, "precision": 0.83,
+                      "recall": 0.57},
+                     {"guidance_scale": 1.0, "fid": 9.62, "sfid": 6.85, "is": 121.50, "precision": 0.67,
+                      "recall": 0.67}])

@@ -27,4 +27,4 @@ data["dataset"] = latents("imagenet512_latents")
 stages = dict(main=stages["main"], unmask=stages["unmask_cfg"])
 stages["unmask"].steps = 50_000
 evaluation.update(stage="unmask", reference="${paths.adm_ref_512}",
-                  paper="not reported in the MaskDiT paper (official repository setting)")
+                  paper="not reported in the MaskDiT paper (official repository setting)", reported=[])

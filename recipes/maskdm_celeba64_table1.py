@@ -46,7 +46,7 @@ stages = dict(
 )
 
 evaluation = fid(stage="finetune", sampler=ddim(500, eta=1.0), num_samples=1000, reference="${paths.celeba}",
-                 paper="MaskDM Table 1(b), 50% 2x2 block: FID 6.51")
+                 paper="MaskDM Table 1(b), 50% 2x2 block: FID 6.51", reported=[{"fid": 6.51}])
 
 
 def _cell(name: str, table: str, fid_value: float, ratio: float, kind: str, block: int | None = None,
@@ -59,13 +59,14 @@ def _cell(name: str, table: str, fid_value: float, ratio: float, kind: str, bloc
     return {"stages.pretrain.masker": masker(kind, ratio, block), "stages.pretrain.optimizer.lr": lr * batch_factor,
             "stages.pretrain.batch_size": batch * batch_factor, "stages.pretrain.steps": steps,
             "evaluation.paper": f"MaskDM Table 1({table}), {int(ratio * 100)}% {label}: FID {fid_value}",
-            "_name_": name}
+            "evaluation.reported": [{"fid": fid_value}], "_name_": name}
 
 
 sweep = [
     # the gray baseline of Table 1(a): no pre-training, 250k steps of DSM (sec. 4.2, "Fine-tuning")
     {"~stages.pretrain": None, "stages.finetune.init_from": None, "stages.finetune.steps": 250_000,
-     "evaluation.paper": "MaskDM Table 1(a), scratch: FID 7.55", "_name_": "scratch"},
+     "evaluation.paper": "MaskDM Table 1(a), scratch: FID 7.55", "evaluation.reported": [{"fid": 7.55}],
+     "_name_": "scratch"},
     _cell("m10_crop", "a", 6.92, 0.1, "crop"),
     _cell("m10_patch", "a", 6.85, 0.1, "patch"),
     _cell("m10_block2", "a", 6.77, 0.1, "block", 2),

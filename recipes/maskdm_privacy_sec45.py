@@ -38,4 +38,4 @@ stages = dict(
 )
 
 evaluation = fid(stage="pretrain", sampler=ddim(250, eta=1.0), num_samples=3000, reference="${paths.celebahq}",
-                 paper="MaskDM sec. 4.5 (Table 6): pre-trained MaskDM-B, FID-3k 89.21")
+                 paper="MaskDM sec. 4.5 (Table 6): pre-trained MaskDM-B, FID-3k 89.21", reported=[{"fid": 89.21}])

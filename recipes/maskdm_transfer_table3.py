@@ -46,14 +46,19 @@ stages = dict(
 
 _PAPER = "MaskDM Table 3 (FID-10k): 10% data: {} ; 1% data: {}"
 evaluation = fid(stage="tune_10pct", sampler=ddim(250, eta=1.0), num_samples=10_000, reference="${paths.celebahq}",
-                 paper=_PAPER.format("24.59", "32.51 (evaluation.stage=tune_1pct)"))
+                 paper=_PAPER.format("24.59", "32.51 (evaluation.stage=tune_1pct)"),
+                 reported=[{"stage": "tune_10pct", "fid": 24.59}, {"stage": "tune_1pct", "fid": 32.51}])
 
 sweep = [
     {"_name_": "celebahq"},
     {"stages.pretrain.dataset": image_folder("vggface2", resolution=256),
-     "evaluation.paper": _PAPER.format("20.71", "36.51 (evaluation.stage=tune_1pct)"), "_name_": "vggface2"},
+     "evaluation.paper": _PAPER.format("20.71", "36.51 (evaluation.stage=tune_1pct)"),
+     "evaluation.reported": [{"stage": "tune_10pct", "fid": 20.71}, {"stage": "tune_1pct", "fid": 36.51}],
+     "_name_": "vggface2"},
     {"~stages.pretrain": None,
      "stages.tune_10pct.init_from": None, "stages.tune_10pct.steps": 200_000,
      "stages.tune_1pct.init_from": None, "stages.tune_1pct.steps": 200_000,
-     "evaluation.paper": _PAPER.format("37.17", "63.33 (evaluation.stage=tune_1pct)"), "_name_": "scratch"},
+     "evaluation.paper": _PAPER.format("37.17", "63.33 (evaluation.stage=tune_1pct)"),
+     "evaluation.reported": [{"stage": "tune_10pct", "fid": 37.17}, {"stage": "tune_1pct", "fid": 63.33}],
+     "_name_": "scratch"},
 ]

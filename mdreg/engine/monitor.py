@@ -6,6 +6,9 @@ records after a resume's checkpoint step are kept, and the ``resume`` event mark
 the relaunched run took over. Every ``log_every`` steps it records the mean loss over the interval,
 the lr, the gradient norm and the training throughput (images/s), and prints a progress
 line with an ETA (rewritten in place on a terminal, one line per log otherwise).
+The ``start`` event of each launch (and resume) and the ``end`` event carry the process's
+provenance (:mod:`mdreg.provenance`: git commit, versions, GPUs, hosts, Slurm job, time);
+``start`` gathers every rank's hostname, so every rank calls :meth:`Monitor.event` for it.
 A full disk (metrics.jsonl, tensorboard events) raises
 :class:`~mdreg.config.serialize.OutOfSpace` naming the folder; the checkpoints are untouched.
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mdreg.config.serialize import no_space, out_of_space
+from mdreg.provenance import collect, with_ranks
 
 
 def format_eta(seconds: float) -> str:
@@ -121,7 +125,12 @@ class Monitor:
                 self._writer.add_image(f"{self.stage}/{tag}", grid, step)
 
     def event(self, record: dict[str, Any]) -> None:
-        """A non-scalar record (e.g. stage start/end, an FID result) in metrics.jsonl."""
+        """A non-scalar record (e.g. stage start/end, an FID result) in metrics.jsonl; ``start``
+        and ``end`` get ``provenance`` (``start``: a collective over ranks, see the module docstring)."""
+        if record.get("event") == "start":
+            record = {**record, "provenance": with_ranks(collect())}
+        elif record.get("event") == "end" and self.enabled:
+            record = {**record, "provenance": collect()}
         if self.enabled:
             self._append({"stage": self.stage, "time": time.time(), **record})
 

@@ -10,10 +10,13 @@
     python tools/launch.py recipes/maskdm_celeba64_table1.py --only m50_block2   # one declared sweep element
     python tools/launch.py recipes/maskdit_in256.py --estimate --peak-tflops 989 --mfu 0.4
     python tools/launch.py --diff recipes/maskdm_celebahq256_b.py recipes/maskdm_celebahq256_l.py
+    python tools/launch.py --diff runs/quickstart/default runs/quickstart/max_steps=50   # two runs: config + provenance
+    python tools/launch.py recipes/quickstart.py --evaluate            # train, then tools/evaluate.py the protocol
 """
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mdreg.errors import UserError
 from mdreg.launch.slurm.flags import add_slurm_arguments, flag_values
@@ -52,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-commands", action="store_true",
                    help="print the sampling and FID commands of each run's evaluation section; run nothing")
     p.add_argument("--diff", action="store_true",
-                   help="compare two recipes: --diff A.py[@ELEMENT] B.py[@ELEMENT] [overrides for B]")
+                   help="compare two recipes: --diff A.py[@ELEMENT] B.py[@ELEMENT] [overrides for B]; or two runs: "
+                        "--diff RUN_DIR_A RUN_DIR_B (config and provenance)")
+    p.add_argument("--evaluate", action="store_true",
+                   help="after training, sample and score each run's evaluation section (tools/evaluate.py); "
+                        "slurm: one job per run after its training job (metric fid: $MDREG_INCEPTION_WEIGHTS)")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a module that registers components (repeatable)")
     p.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of user errors")
@@ -116,16 +123,30 @@ def main(argv: list[str]) -> int:
     if args.dry_run:
         print(describe_plans(plans))
         return 0
+    from mdreg.engine.distributed import CollectiveFailure
     from mdreg.launch.local import LocalExecutor, outputs_summary
 
+    if args.evaluate:  # a bad protocol or a missing weights file fails before any training
+        from mdreg.evaluation.evaluate_run import evaluate_run, preflight
+
+        for plan in plans:
+            preflight(plan.cfg)
     executor = LocalExecutor()
     for plan in plans:
         for note in plan.notes:
             print(f"note: {note}")
         print(f"== {plan.recipe_name} / {plan.run_name}: stages {', '.join(s.name for s in plan.stages)} "
               f"-> {plan.run_dir}")
-        executor.run(plan, args.stages)
+        try:
+            executor.run(plan, args.stages)
+        except CollectiveFailure as exc:  # a lost rank: one clear line (its backend error is in it), exit 1
+            if args.verbose:
+                raise
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 1
         print(outputs_summary(plan))
+        if args.evaluate and (executor.env is None or executor.env.is_main):
+            evaluate_run(plan.run_dir)
     return 0
 
 
@@ -137,20 +158,43 @@ def submit_slurm(args: argparse.Namespace, plans) -> int:
     if args.dry_run:
         print(describe_plans(plans, show_config=False))
         print(executor.dry_run(plans, args.stages))
+        if args.evaluate:
+            from mdreg.evaluation.submit_eval import describe, plan_groups
+
+            print(describe(plan_groups(plans, executor.groups(plans, args.stages))))
         return 0
     for note in plans[0].notes:
         print(f"note: {note}")
+    if args.evaluate:  # refuse a bad protocol before submitting the training
+        from mdreg.evaluation.evaluate_run import preflight
+
+        for plan in plans:
+            preflight(plan.cfg)
     groups = executor.submit(plans, args.stages)
     print(submission_summary(groups, plans))
+    if args.evaluate:
+        from mdreg.evaluation.submit_eval import after_training, describe
+        from mdreg.launch.slurm.executor import logs_folder
+
+        print(describe(after_training(plans, groups, flag_values(args), logs_folder(plans))))  # trained ones too
     if not args.wait:
         return 0
-    return show_status([str(p.run_dir) for p in scheduled(plans, groups)], wait=True)
+    return show_status([str(p.run_dir) for p in (plans if args.evaluate else scheduled(plans, groups))], wait=True)
 
 
 def show_diff(args) -> int:
     """``--diff A B [overrides]``: the resolved keys that differ, side by side."""
     from mdreg.reports.diff import diff_recipes, format_diff
+    from mdreg.reports.run_records import is_run_dir
 
+    if is_run_dir(args.recipe):  # two run directories: their configs and their provenance
+        from mdreg.reports.diff import format_run_diff
+
+        if len(args.overrides) != 1 or not is_run_dir(args.overrides[0]):
+            raise UserError("--diff RUN_DIR_A RUN_DIR_B compares two run directories (each with a config.yaml); "
+                            "no overrides")
+        print(format_run_diff(args.recipe, args.overrides[0]))
+        return 0
     if not args.overrides or "=" in args.overrides[0] or not args.overrides[0].split("@")[0].endswith(".py"):
         raise UserError("--diff needs two recipes: python tools/launch.py --diff A.py[@ELEMENT] B.py[@ELEMENT] "
                         "[overrides applied to B]")

@@ -1,7 +1,7 @@
 """Run directories: create them safely and refuse to mix two different runs in one.
 
 ``<output_root>/<recipe>/<run name>/`` holds ``config.yaml`` (the exact tree, reloadable),
-``meta.yaml`` (recipe path, overrides, command line, times) and one folder per stage.
+``meta.yaml`` (recipe path, overrides, command line, times, provenance) and one folder per stage.
 Relaunching the same command finds the same ``config.yaml`` and resumes. If the saved
 config differs from the new one in what is trained, nothing is touched and the error lists
 the differing keys: a changed recipe must not silently continue (or overwrite) an earlier
@@ -24,6 +24,7 @@ from mdreg.config.diff import diff_trees
 from mdreg.config.serialize import atomic_write_text
 from mdreg.errors import UserError
 from mdreg.launch.plan import RunPlan, changes_training
+from mdreg.provenance import collect
 
 
 def check_writable(folder: Path) -> None:
@@ -58,7 +59,8 @@ def prepare(plan: RunPlan) -> None:
     atomic_write_text(saved, text)
     meta = {"recipe": str(plan.recipe), "overrides": plan.overrides, "sweep_values": plan.sweep_values,
             "command": " ".join(sys.argv), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "stages": [s.name for s in plan.stages]}
+            "stages": [s.name for s in plan.stages],
+            "provenance": collect()}  # git commit/dirty, versions, GPUs, host, Slurm job (mdreg/provenance.py)
     atomic_write_text(plan.run_dir / "meta.yaml", OmegaConf.to_yaml(OmegaConf.create(meta)))
 
 

@@ -6,6 +6,12 @@ without ``@NAME`` is compared as written (its ``sweep`` declaration left out). T
 overrides apply to ``B``, so ``--diff R R key=value`` shows what an override changes.
 Keys are compared after resolving interpolations (``${oc.env:MDREG_DATA,/data}``,
 ``${paths.celeba}``); every leaf that differs is listed with both values side by side.
+
+``--diff RUN_DIR_A RUN_DIR_B`` compares two runs: their saved ``config.yaml`` (resolved as
+above) and their provenance (:mod:`mdreg.provenance`): ``meta.yaml``'s, written when the run
+was created, and each stage's launches, the ``start`` (and ``end``) events of its
+metrics.jsonl in order (``<stage>.start.<i>.git.commit``, ...): which code, software,
+GPUs, hosts and Slurm jobs made each run.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tabulate import tabulate
 
-from mdreg.config import apply_overrides, load_recipe
+from mdreg.config import apply_overrides, load_config, load_recipe
 from mdreg.config.diff import diff_trees
 from mdreg.errors import UserError
 
@@ -67,3 +73,32 @@ def format_diff(rows: list[tuple[str, object, object]], a: str, b: str, width: i
 
     table = tabulate([[k, cell(va), cell(vb)] for k, va, vb in rows], headers=["key", a, b], disable_numparse=True)
     return f"{len(rows)} key(s) differ\n{table}"
+
+
+def run_provenance(run_dir: str | Path) -> dict:
+    """``{"meta": ..., "<stage>": {"start": [...], "end": [...]}}``: the provenance a run recorded."""
+    from mdreg.reports.run_records import read_jsonl
+
+    run_dir = Path(run_dir)
+    meta = OmegaConf.to_container(OmegaConf.load(run_dir / "meta.yaml")) if (run_dir / "meta.yaml").is_file() else {}
+    out: dict = {"meta": meta.get("provenance", "<none recorded>")}
+    for stage in meta.get("stages") or sorted(p.name for p in run_dir.iterdir() if (p / "metrics.jsonl").is_file()):
+        events = read_jsonl(run_dir / stage / "metrics.jsonl")
+        out[stage] = {kind: [e.get("provenance", "<none recorded>") for e in events if e.get("event") == kind]
+                      for kind in ("start", "end")}
+    return out
+
+
+Rows = list[tuple[str, object, object]]
+
+
+def diff_runs(a: str | Path, b: str | Path) -> tuple[Rows, Rows]:
+    """(config rows, provenance rows) in which the runs ``a`` and ``b`` differ."""
+    configs = [resolved(load_config(Path(run) / "config.yaml")) for run in (a, b)]
+    return diff_trees(*configs), diff_trees(run_provenance(a), run_provenance(b))
+
+
+def format_run_diff(a: str | Path, b: str | Path) -> str:
+    config, provenance = diff_runs(a, b)
+    return "\n".join(["# config", format_diff(config, str(a), str(b)), "", "# provenance",
+                      format_diff(provenance, str(a), str(b))])

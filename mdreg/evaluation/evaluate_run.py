@@ -39,6 +39,7 @@ from mdreg.engine.monitor import repair_jsonl
 from mdreg.errors import UserError
 from mdreg.evaluation.protocol import Protocol, sampler_cli
 from mdreg.evaluation.sample_dir import npz_count, sample_run, stream_images
+from mdreg.launch.run_lock import hold, slurm_job_id
 from mdreg.provenance import collect
 
 SOURCE = "tools/evaluate.py"
@@ -205,6 +206,14 @@ def evaluate_run(run_dir: str | Path, stage: str | None = None, checkpoint: str 
                         "drop --checkpoint")
     dev = str(pick_device(device, 0))
     scorer = Scorer(cfg, p, inception_weights, dev)
+    with hold(run_dir, job_id=slurm_job_id(), say=echo):  # one writer per run directory (metrics.jsonl)
+        return score_checkpoints(run_dir, p, scorer, chosen, dev, echo)
+
+
+def score_checkpoints(run_dir: Path, p: Protocol, scorer: "Scorer", chosen: list[tuple[int, Path]], dev: str,
+                      echo) -> list[dict]:
+    """Each chosen checkpoint's scores at each sample count, recorded once (resumable)."""
+    stage_dir = run_dir / p.stage
     metrics, done, out = stage_dir / "metrics.jsonl", recorded(stage_dir / "metrics.jsonl"), []
     for step, path in chosen:
         folder = stage_dir / "eval" / p.folder_name() / f"step_{step:08d}"

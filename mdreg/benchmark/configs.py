@@ -103,6 +103,7 @@ def prepare(cfg: DictConfig, stage: str, batch: int | None, compile_setting, com
         st.init_from = None
         st.steps = 10 ** 9
         st.sample = {"every": None, "num": 0, "sampler": None}
+        st.evaluate = None  # a stage's metric scores real data; the bench times steps on random tensors
         if not ema:
             st.ema = {"decay": 0.9999, "every": 10 ** 9, "start": 0}
     return cfg

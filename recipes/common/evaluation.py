@@ -31,6 +31,7 @@ picks the other ``reported`` entry: ``evaluation.stage=unmask_nocfg evaluation.g
 CPU-scale recipes use ``shape(...)`` (the download-free shape metric of the synthetic shapes
 data) or the toys' ``metric: toy`` (recipes/common/toy.py).
 """
+from mdreg.config import L
 
 INCEPTION = ["fid", "sfid", "is", "precision", "recall"]  # MaskDiT Table 1 / DiT Table 4 columns (ADM's suite)
 
@@ -41,6 +42,13 @@ def fid(stage: str, sampler, num_samples, reference: str, guidance_scale: float 
     return dict(metric="fid", stage=stage, weights=weights, sampler=sampler, num_samples=num_samples,
                 guidance_scale=guidance_scale, seed=seed, reference=reference, metrics=list(metrics), paper=paper,
                 reported=list(reported or []))
+
+
+def shape_metric(every: int | None = None, num: int = 256):
+    """The shape metric as a stage's ``evaluate``: ``num`` fresh EMA samples every ``every`` steps
+    and at the end of the stage (None: at the end only), logged to metrics.jsonl and tensorboard
+    under ``eval/`` (mdreg/evaluation/stage_metrics.py)."""
+    return L("metric:shape")(_partial_=True, num=num, every=every)
 
 
 def shape(stage: str, num_samples=256, sampler=None, guidance_scale=None, seed: int = 0,

@@ -1,0 +1,56 @@
+"""Laptop-scale evidence on mdreg's synthetic shapes (16 px): shared by the ``evidence_*`` recipes.
+
+The papers' claims are about compute (MaskDM: masked pre-training + fine-tuning beats training
+from scratch at an equal cost; MaskDiT: masked training reaches a quality in less compute),
+so every arm of an evidence sweep gets the same training FLOPs, counted as
+``tools/launch.py --estimate`` counts them: 3 (forward + backward) x 2 x fvcore forward MACs
+of one sample at the stage's visible token count x batch x steps. A masked step processes
+fewer tokens, so it costs less; the masked arms get more samples per step (a larger batch,
+as MaskDM's Table 5 does at a fixed memory) or more steps. :func:`steps_for` turns a FLOP
+budget into a step count; the forward MACs it uses are in :data:`UVIT_GMACS` and
+recipes/evidence_maskdit.py (measured once with ``mdreg.models.flops.forward_gmacs``; the
+recipes' ``--estimate`` prints the same numbers, and docs/evidence.md lists every arm's total).
+
+Quality is scored along training by the shape metric (``metric:shape``,
+mdreg/evaluation/shape_metric.py): 256 fresh EMA samples (same seed at every evaluation) every
+``every`` steps and at the end, shape-FID against 256 fresh renders of the data distribution,
+in metrics.jsonl under ``eval/``. Its real-vs-real floor at 256 samples is 6.4 (two real sets
+of 256 renders): what perfect samples would get.
+
+CPU settings, chosen for the machine, not from the papers: fp32 (bf16 is slow on CPUs),
+``OMP_NUM_THREADS=1`` (one thread per process is fastest for models this small), no
+checkpoints but the last of each stage.
+"""
+from mdreg.config import L
+
+# The data: the quickstart's 16 px shapes (one ring, disc, triangle or square per image on a
+# dark or neutral background), 4096 images. The shape metric renders fresh images of the same
+# settings (never training images) as its reference.
+SHAPES = dict(num_images=4096, resolution=16, seed=0, max_shapes=1, size_range=(0.25, 0.42))
+
+# fvcore forward GMACs of one sample of :func:`uvit` by visible patch tokens (of 16), measured
+# with mdreg.models.flops.forward_gmacs (what --estimate uses): 8 visible = 52.7% of a full
+# step, 2 visible = 17.8%.
+UVIT_GMACS = {16: 0.01839232, 8: 0.00968832, 2: 0.00326784}
+
+
+def shapes(**changes):
+    """``dataset:shapes`` with :data:`SHAPES`, ``changes`` on top."""
+    return L("dataset:shapes")(**{**SHAPES, **changes})
+
+
+def uvit():
+    """The quickstart's U-ViT: 16 px, patch 4 (a 4 x 4 token grid), width 128, depth 5 (2 in + mid
+    + 2 out blocks with long skips), 4 heads, fixed sin-cos positions; 1.07M parameters."""
+    return L("backbone:uvit")(img_size=16, patch_size=4, in_chans=3, embed_dim=128, depth=5, num_heads=4,
+                              pos_init="sincos")
+
+
+def train_flops(gmacs: float, batch: int, steps: int) -> float:
+    """Training FLOPs as --estimate counts them: 3 x 2 x forward MACs x batch x steps."""
+    return 6 * gmacs * 1e9 * batch * steps
+
+
+def steps_for(flops: float, gmacs: float, batch: int) -> int:
+    """The number of steps of ``batch`` samples at ``gmacs`` forward GMACs that spends ``flops``."""
+    return max(1, round(flops / (6 * gmacs * 1e9 * batch)))

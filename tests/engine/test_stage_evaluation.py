@@ -31,3 +31,16 @@ def test_the_metric_must_fit_the_dataset(recipe_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("MDREG_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ConfigError, match="metric:shape needs num >= 2"):
         make_trainer(recipe_factory(steps=1), [EVALUATE.replace("num: 16", "num: 1"), SAMPLER])
+
+
+def test_the_quickstart_scores_each_stage_at_its_end():
+    """Issue 13: the quickstart logs the shape metric of 256 EMA samples when each stage ends."""
+    from mdreg.config import load_recipe
+    from mdreg.config.lazy import target_ref
+    from tests.tiny import REPO
+
+    cfg = load_recipe(REPO / "recipes" / "quickstart.py")
+    assert list(cfg.stages) == ["pretrain", "finetune"]
+    for stage in cfg.stages.values():
+        assert target_ref(stage.evaluate) == "metric:shape"
+        assert (stage.evaluate.num, stage.evaluate.every) == (256, None)

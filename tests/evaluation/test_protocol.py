@@ -48,7 +48,7 @@ def test_step_stage_and_cell_conditions_of_the_maskdm_and_table2_grids():
 def test_cpu_scale_protocols_and_the_sampler_as_tools_take_it():
     quick = protocol("quickstart.py")
     assert (quick.metric, quick.stage, quick.num_samples, quick.primary) == ("shape", "finetune", (256,), "shape_fid")
-    assert sampler_cli(quick.sampler) == ("ddim", ["steps=50", "eta=1.0"])
+    assert sampler_cli(quick.sampler) == ("ddim", ["steps=50", "eta=1.0", "eps_after_clip=raw"])  # maskdm samples so
     toy = protocol("toy_rose.py", only="masked")
     assert (toy.metric, toy.metrics) == ("toy", ("swd", "mmd"))
     table1 = protocol("maskdm_celeba64_table1.py", only="m50_block2")

@@ -13,7 +13,8 @@ import pytest
 TINY = ["model.img_size=8", "model.embed_dim=32", "model.depth=3", "data.dataset.num_images=64",
         "data.dataset.resolution=8", "train.log_every=1", "train.device=cpu", "train.max_steps=2",
         "stages.pretrain.sample.num=4", "stages.finetune.sample.num=4",
-        "stages.pretrain.sample.sampler.steps=2", "stages.finetune.sample.sampler.steps=2"]
+        "stages.pretrain.sample.sampler.steps=2", "stages.finetune.sample.sampler.steps=2",
+        "stages.pretrain.evaluate=null", "stages.finetune.evaluate=null"]
 # one CPU per job: two jobs run at once on a 2-core CI machine; > 10 min so that a USR2
 # counts as a preemption, not a timeout (submitit)
 SMALL_JOB = ["--cpus-per-task", "1", "--mem-gb", "1", "--time", "15"]

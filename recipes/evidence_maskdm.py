@@ -42,9 +42,7 @@ Results and what they show: docs/evidence.md.
 from mdreg.config import L
 
 from .common.evaluation import shape, shape_metric
-from .common.evidence import UVIT_GMACS, shapes, steps_for, train_flops, uvit
-from .common.maskdm import ddim
-from .common.optim import adamw, warmup
+from .common.evidence import UVIT_GMACS, shapes, steps_for, train_flops, uvit, uvit_stage
 from .common.resources import on_gpus
 from .common.train import train
 
@@ -62,24 +60,8 @@ EVAL_EVERY = 200
 model = uvit()
 data = dict(dataset=shapes(), transform=L("transform:identity")(), hflip=0.0)
 
-_schedule = L("noise_schedule:ddpm_cosine")(num_timesteps=1000)
-_sample = dict(every=None, num=36, sampler=ddim(50, eta=1.0), guidance_scale=1.0)
-
-
 def _stage(objective: str, steps: int, batch: int, masker_node, init_from, every):
-    return L("stage:train")(
-        steps=steps, batch_size=batch,
-        objective=L(f"objective:{objective}")(schedule=_schedule),
-        masker=masker_node,
-        optimizer=adamw(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.03),
-        lr_schedule=warmup(40),
-        grad_clip=1.0,
-        ema=dict(decay=0.99, every=1, start=0),
-        precision="fp32",
-        init_from=init_from,
-        sample=_sample,
-        evaluate=shape_metric(every),
-    )
+    return uvit_stage(objective, steps, batch, masker_node, init_from, shape_metric(every))
 
 
 def _pretrain(ratio: float, kind: str):

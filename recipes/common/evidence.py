@@ -23,6 +23,9 @@ checkpoints but the last of each stage.
 """
 from mdreg.config import L
 
+from .maskdm import ddim
+from .optim import adamw, warmup
+
 # The data: the quickstart's 16 px shapes (one ring, disc, triangle or square per image on a
 # dark or neutral background), 4096 images. The shape metric renders fresh images of the same
 # settings (never training images) as its reference.
@@ -54,3 +57,25 @@ def train_flops(gmacs: float, batch: int, steps: int) -> float:
 def steps_for(flops: float, gmacs: float, batch: int) -> int:
     """The number of steps of ``batch`` samples at ``gmacs`` forward GMACs that spends ``flops``."""
     return max(1, round(flops / (6 * gmacs * 1e9 * batch)))
+
+
+def uvit_stage(objective: str, steps: int, batch: int, masker, init_from, evaluate, dataset=None):
+    """One stage of the MaskDM evidence recipes, settings shared by all (chosen for a short CPU run,
+    not the paper's): cosine noise, T = 1000, epsilon prediction; AdamW lr 1e-3, betas (0.9, 0.99),
+    weight decay 0.03, 40 warmup steps then constant; clip 1.0; EMA 0.99 every step; fp32; sample
+    grids with maskdm's DDIM-50, eta 1. ``dataset``: the stage's own data (None: the recipe's)."""
+    own_data = {} if dataset is None else {"dataset": dataset}
+    return L("stage:train")(
+        steps=steps, batch_size=batch,
+        objective=L(f"objective:{objective}")(schedule=L("noise_schedule:ddpm_cosine")(num_timesteps=1000)),
+        masker=masker,
+        optimizer=adamw(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.03),
+        lr_schedule=warmup(40),
+        grad_clip=1.0,
+        ema=dict(decay=0.99, every=1, start=0),
+        precision="fp32",
+        init_from=init_from,
+        **own_data,
+        sample=dict(every=None, num=36, sampler=ddim(50, eta=1.0), guidance_scale=1.0),
+        evaluate=evaluate,
+    )

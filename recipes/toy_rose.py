@@ -7,6 +7,11 @@ weights. Sweep elements: ``scratch`` (DSM only, the same 3000 steps in total) an
 ``scratch_short`` (DSM only, 1500 steps). The rose
 surface is defined in mdreg/data/toy.py (the paper gives no formula).
 
+Equal budget (recipes/common/toy.py): a masked step sees 2 coordinate tokens + the time token,
+76.1% of a full step's forward MACs (0.000479 vs 0.000629 GMACs per point), so pre-training
+takes 336 points per step (256 / 0.761): each of its steps costs one full step at batch 256,
+and ``masked`` spends what ``scratch`` spends in the same 3000 steps (``--estimate``).
+
     python tools/launch.py recipes/toy_rose.py && python tools/toy_report.py recipes/toy_rose.py
 """
 from mdreg.config import L
@@ -20,6 +25,6 @@ launch = on_gpus(gpus_per_node=0, cpus_per_task=2, mem_gb=4, timeout_min=30)
 
 model = toy.backbone(num_coords=3)
 data = dict(dataset=L("dataset:rose")(num_points=20_000, seed=0), transform=L("transform:identity")(), hflip=0.0)
-stages = toy.stages(num_coords=3, masked=1, pretrain_steps=1500, finetune_steps=1500)
+stages = toy.stages(num_coords=3, masked=1, pretrain_steps=1500, finetune_steps=1500, pretrain_batch=336)
 sweep = toy.sweep(pretrain_steps=1500, finetune_steps=1500)
 evaluation = toy.evaluation(reference=L("dataset:rose")(num_points=4000, seed=1))

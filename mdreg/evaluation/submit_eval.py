@@ -17,20 +17,17 @@ jobs join the run's latest submission in ``RUN_DIR/slurm/jobs.json`` (stages
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from pathlib import Path
 
 import submitit
 from submitit.core.utils import FailedJobError
 
-from mdreg.config.serialize import atomic_write_text
 from mdreg.errors import UserError
 from mdreg.launch.plan import RunPlan
 from mdreg.launch.slurm.executor import logs_folder
 from mdreg.launch.slurm.cluster import check_cluster, outside_job_env, require_slurm_client
 from mdreg.launch.slurm.job_graph import JobGroup
-from mdreg.launch.slurm.records import JobRecord, append_submission, latest_jobs, record_path
+from mdreg.launch.slurm.records import JobRecord, add_to_latest_submission, latest_jobs
 from mdreg.launch.slurm.sbatch import python_path_setup, sbatch_parameters, submitit_executor
 from mdreg.launch.slurm.settings import SlurmSettings, slurm_settings
 
@@ -79,22 +76,6 @@ def submit_group(group: JobGroup, calls: list[EvaluateJob], res: SlurmSettings, 
                         f"jobs already submitted keep running; evaluate later with python tools/evaluate.py "
                         f"RUN_DIR --cluster slurm)") from None
     group.job_ids = [job.job_id for job in jobs]
-
-
-def add_jobs(run_dir: Path, jobs: list[JobRecord], resources: dict) -> None:
-    """Add ``jobs`` to the run's latest Slurm submission (a new one if it has none), logs linked."""
-    path = record_path(run_dir)
-    if not path.is_file():
-        append_submission(run_dir, jobs, resources)
-        return
-    data = json.loads(path.read_text())
-    data["submissions"][-1]["jobs"] += [dataclasses.asdict(j) for j in jobs]
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-    for job in jobs:
-        for suffix, target in (("out", job.paths().stdout), ("err", job.paths().stderr)):
-            link = path.parent / f"{job.label}.{job.job_id}.{suffix}"
-            if not link.is_symlink():
-                os.symlink(os.path.relpath(target, link.parent), link)
 
 
 def plan_groups(plans: list[RunPlan], groups: list[JobGroup], inception_weights: str | None = None,
@@ -155,8 +136,8 @@ def after_training(plans: list[RunPlan], groups: list[JobGroup], flags: dict, fo
         submit_group(group, [EvaluateJob(p.run_dir, inception_weights=inception_weights) for p in group.plans], res,
                      folder, dependency)
         for plan in group.plans:
-            add_jobs(plan.run_dir, [JobRecord(group.stages, group.job_id_for(plan), str(folder), 1, dependency)],
-                     res.as_dict())
+            job = JobRecord(group.stages, group.job_id_for(plan), str(folder), 1, dependency)
+            add_to_latest_submission(plan.run_dir, [job], res.as_dict())
     return pairs
 
 
@@ -190,5 +171,6 @@ def for_run(run_dir: Path, stage: str | None, checkpoint: str | None, overrides:
     group = JobGroup(1, [label(protocol.stage)], [plan])
     submit_group(group, [EvaluateJob(run_dir, stage, checkpoint, overrides, inception_weights)], res, folder,
                  dependency)
-    add_jobs(run_dir, [JobRecord(group.stages, group.job_ids[0], str(folder), 1, dependency)], res.as_dict())
+    job = JobRecord(group.stages, group.job_ids[0], str(folder), 1, dependency)
+    add_to_latest_submission(run_dir, [job], res.as_dict())
     return group.job_ids[0], dependency

@@ -48,9 +48,26 @@ def append_submission(run_dir: Path, jobs: list[JobRecord], resources: dict) -> 
                                 "resources": resources, "jobs": [asdict(j) for j in jobs]})
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    _link_logs(path.parent, jobs)
+
+
+def add_to_latest_submission(run_dir: Path, jobs: list[JobRecord], resources: dict) -> None:
+    """Add ``jobs`` to the run's latest Slurm submission (a new one if it has none), logs linked."""
+    path = record_path(run_dir)
+    if not path.is_file():
+        append_submission(run_dir, jobs, resources)
+        return
+    data = json.loads(path.read_text())
+    data["submissions"][-1]["jobs"] += [asdict(j) for j in jobs]
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    _link_logs(path.parent, jobs)
+
+
+def _link_logs(folder: Path, jobs: list[JobRecord]) -> None:
+    """``<label>.<job id>.out`` / ``.err`` in ``folder``, relative links to each job's submitit logs."""
     for job in jobs:
         for suffix, target in (("out", job.paths().stdout), ("err", job.paths().stderr)):
-            link = path.parent / f"{job.label}.{job.job_id}.{suffix}"
+            link = folder / f"{job.label}.{job.job_id}.{suffix}"
             if not link.is_symlink():
                 os.symlink(os.path.relpath(target, link.parent), link)
 

@@ -1,6 +1,8 @@
 """mdreg: a config-as-code recipe registry for masked diffusion training.
 
-Importing the package registers every built-in component (see :mod:`mdreg.registry`).
+Importing the package imports nothing else: a built-in component's module is imported the first
+time its name is looked up (:mod:`mdreg.registry`, :mod:`mdreg.components`), so a command loads
+only what it uses.
 
 CPU threads: torch's intra-op pool is GNU OpenMP, whose idle threads spin at full speed by
 default. When two processes share the cores (two runs, a run beside a test suite), spinning
@@ -14,6 +16,3 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
-
-from mdreg import registry  # noqa: E402,F401
-from mdreg import components  # noqa: E402,F401  (imports and registers all built-ins)

@@ -13,12 +13,15 @@ record of ``tools/evaluate.py``:
 * ``gpus``: count and model names visible to this process (``[]`` on a CPU machine);
   ``cpu_threads``: torch's intra-op threads (core-hours of CPU runs);
 * ``host``: this process's hostname; ``hosts``: every rank's, in rank order (the trainer's
-  start event gathers them, one ``all_gather_object``; see :func:`with_ranks`);
+  start event gathers them, one ``all_gather_object``: :func:`mdreg.engine.monitor.with_ranks`);
 * ``slurm``: job id, array job id and index, restart count, node list (only what is set);
 * ``time``: ISO 8601 with the UTC offset.
 
 The git state is read once per process (three ``git`` calls) and reused: the code a process
 runs is the code it loaded.
+
+Which process made a file (the run lock's holder, a lost rank) is told by its pid together with
+:func:`process_start` and :func:`boot_id`: a pid alone is reused.
 """
 from __future__ import annotations
 
@@ -98,12 +101,23 @@ def collect() -> dict[str, Any]:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def with_ranks(info: dict[str, Any]) -> dict[str, Any]:
-    """``info`` with ``hosts``: every rank's hostname in rank order. A collective when
-    torch.distributed runs: every rank must call it at the same point."""
-    from mdreg.engine.ddp import gather_objects
+def process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, which tells a pid's reuse apart;
+    None if it is gone (no such pid on this host, or only the zombie of an ended process that
+    its parent has not reaped yet)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])  # state, start time (fields 3 and 22)
 
-    return {**info, "hosts": gather_objects(info["host"])}
+
+def boot_id() -> str:
+    """This machine's boot id (empty where /proc does not tell): a pid names a process only within one boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def flatten(info: Any, prefix: str = "") -> dict[str, Any]:

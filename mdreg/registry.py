@@ -2,10 +2,15 @@
 
 A registry maps a name (and its aliases) to a class or function. Config trees refer to a
 registered component as ``"kind:name"`` (e.g. ``"backbone:maskdm_s"``), so a recipe never
-imports the component itself and a YAML dump stays readable. All built-in components are
-registered when :mod:`mdreg` is imported; third-party modules are imported with
-``--import my.module`` or through the ``mdreg.components`` entry-point group, so "unknown
-name" can only mean a typo, and the error lists the closest names.
+imports the component itself and a YAML dump stays readable.
+
+Built-in components are registered lazily: :data:`mdreg.components.BUILTINS` says which
+module defines each built-in name, and the first lookup of that name imports the module (a
+command that trains a U-ViT never imports DiT, the Inception metrics or the latent stores).
+Listing a registry imports all of its kind's modules. The user's own modules are imported as
+plugins (:mod:`mdreg.plugins`: ``--import my.module``, a recipe's ``plugins`` list, or the
+``mdreg.components`` entry-point group). So "unknown name" can only mean a typo or a plugin
+that was not named, and the error lists the closest names.
 """
 from __future__ import annotations
 
@@ -141,31 +146,69 @@ class Registry:
             self._aliases.pop(alias, None)
 
     # -- lookup ------------------------------------------------------------------
+    def _import_builtin(self, name: str) -> None:
+        """Import the built-in module that defines ``name`` (if it is a built-in name)."""
+        from mdreg.components import BUILTINS
+
+        module = BUILTINS.get(self.kind, {}).get(name)
+        if module is not None:
+            importlib.import_module(module)
+
+    def load_builtins(self) -> None:
+        """Import every built-in module of this kind (to list them all)."""
+        from mdreg.components import BUILTINS
+
+        for module in dict.fromkeys(BUILTINS.get(self.kind, {}).values()):
+            importlib.import_module(module)
+
     def entry(self, name: str) -> Entry:
+        if name not in self:
+            self._import_builtin(name)
         canonical = self._aliases.get(name, name)
         if canonical not in self._entries:
             hint = did_you_mean(name, self.all_names())
-            known = ", ".join(sorted(self._entries)) or "none"
+            known = ", ".join(self.names()) or "none"
             raise RegistryError(
                 f"unknown {self.kind} {name!r}{hint}. Registered {self.kind}s: {known}. "
                 f"(`python tools/registry.py list {self.kind}` shows them with their arguments; "
-                f"a component of your own must be imported with --import your.module)")
+                f"a component of your own is a plugin: --import your.module, or list it in the recipe's "
+                f"plugins; see docs/extending.md)")
         return self._entries[canonical]
 
     def get(self, name: str) -> Any:
         return self.entry(name).obj
 
     def __contains__(self, name: str) -> bool:
+        """Registered now (a built-in whose module is not imported yet is not)."""
         return name in self._entries or name in self._aliases
 
     def __iter__(self) -> Iterator[Entry]:
+        """Every entry, built-ins included (their modules are imported)."""
+        self.load_builtins()
         return iter(sorted(self._entries.values(), key=lambda e: e.name))
 
     def __len__(self) -> int:
+        self.load_builtins()
         return len(self._entries)
 
+    def names(self) -> list[str]:
+        """Every name (built-ins included, without importing them); aliases left out."""
+        from mdreg.components import BUILTIN_ALIASES, BUILTINS
+
+        builtin = set(BUILTINS.get(self.kind, {})) - set(BUILTIN_ALIASES.get(self.kind, ()))
+        return sorted({*self._entries, *builtin})
+
+    def knows(self, name: str) -> bool:
+        """``name`` is registered, or a built-in name whose module is not imported yet."""
+        from mdreg.components import BUILTINS
+
+        return name in self or name in BUILTINS.get(self.kind, {})
+
     def all_names(self) -> list[str]:
-        return sorted([*self._entries, *self._aliases])
+        """Names and aliases, built-ins included (without importing them)."""
+        from mdreg.components import BUILTINS
+
+        return sorted({*self._entries, *self._aliases, *BUILTINS.get(self.kind, {})})
 
     def name_of(self, obj: Any) -> str | None:
         """The registered name of ``obj`` (None if it is not registered here)."""
@@ -223,7 +266,7 @@ def find(name: str) -> list[Entry]:
     """Every entry called ``name`` (or with that alias), across kinds. ``kind:name`` also works."""
     if is_ref(name):
         return [lookup_entry(name)]
-    return [r.entry(name) for r in REGISTRIES.values() if name in r]
+    return [r.entry(name) for r in REGISTRIES.values() if r.knows(name)]
 
 
 def ref_of(obj: Any) -> str | None:
@@ -233,17 +276,3 @@ def ref_of(obj: Any) -> str | None:
         if found:
             return f"{reg.kind}:{found}"
     return None
-
-
-def import_components(modules: list[str] | tuple[str, ...] = (), entry_points: bool = True) -> None:
-    """Import third-party modules that register components (``--import``) and the
-    ``mdreg.components`` entry-point group."""
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise RegistryError(f"--import {module}: cannot import it ({exc}); is it installed or on PYTHONPATH?")
-    if entry_points:
-        from importlib.metadata import entry_points as eps
-        for ep in eps(group="mdreg.components"):
-            ep.load()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from mdreg.cli import run_cli
-from mdreg.launch.cli import main
+from mdreg.commands import run_cli
+from mdreg.commands.launch import main
 
 
 @pytest.fixture

@@ -61,8 +61,8 @@ def recipe_factory(tmp_path):
 
 
 def build_plan(recipe: Path, overrides: list[str] | None = None):
-    from mdreg.launch.plan import build_plans
-    from mdreg.launch.rundir import prepare
+    from mdreg.runs.plan import build_plans
+    from mdreg.runs.rundir import prepare
 
     plan = build_plans(recipe, list(overrides or []))[0]
     prepare(plan)

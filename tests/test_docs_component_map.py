@@ -1,7 +1,7 @@
 """docs/components.md's name-to-module table is generated from the registry; it must not go stale."""
 from pathlib import Path
 
-from mdreg.registry_cli import MAP_END, MAP_START, component_map
+from mdreg.commands.registry import MAP_END, MAP_START, component_map
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "components.md"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Run a recipe: ``python tools/launch.py recipes/quickstart.py [overrides] [--dry-run]``."""
-from mdreg.cli import launch
+from mdreg.commands import launch
 
 if __name__ == "__main__":
     launch()

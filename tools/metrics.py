@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """FID, sFID, IS, precision/recall, KID: ``python tools/metrics.py SAMPLES REFERENCE --inception-weights PATH``."""
-from mdreg.cli import metrics
+from mdreg.commands import metrics
 
 if __name__ == "__main__":
     metrics()

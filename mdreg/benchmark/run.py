@@ -16,12 +16,12 @@ import torch
 
 from mdreg.benchmark.configs import prepare
 from mdreg.benchmark.timing import peak_memory_gb, reset_peak_memory, time_windows
-from mdreg.engine.backends import configure_process
+from mdreg.engine.distributed import configure_process
 from mdreg.engine.distributed import DistEnv, pick_device
 from mdreg.engine.parts import StageParts, build_stage
-from mdreg.engine.settings import TrainSettings
+from mdreg.engine.stage import TrainSettings
 from mdreg.engine.step import train_step
-from mdreg.engine.wrap import wrap
+from mdreg.engine.step import wrap
 
 
 @dataclass

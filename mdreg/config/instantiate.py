@@ -9,19 +9,22 @@ across releases and re-wrapping containers made them slow). Rules:
 * ``{_ref_: path}`` returns the named object without calling it;
 * other dicts and lists become plain ``dict``/``list`` with built children;
 * every error names the full dotted key (``stages.pretrain.masker.ratio``).
+
+What arguments a target accepts (:func:`parameters`, :func:`check_call`) is the basis of the
+checks that name bad keys, here and in overrides.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any
+import inspect
+from typing import Any, Callable, Iterable
 
 from omegaconf import DictConfig, ListConfig
 
 from mdreg.config.lazy import (META_KEYS, PARTIAL, REF, TARGET, import_object, is_lazy, is_object_ref, is_ref,
                                resolve_target)
-from mdreg.config.signature import check_call, describe
-from mdreg.errors import ConfigError, UserError
-from mdreg.registry import lookup
+from mdreg.errors import ConfigError, UserError, did_you_mean
+from mdreg.registry import lookup, ref_of
 
 
 def _join(key: str, child: Any) -> str:
@@ -81,3 +84,51 @@ def resolve_reference(ref: str, key: str) -> Any:
         return lookup(ref)
     except (ConfigError, KeyError) as exc:
         raise ConfigError(f"{key}: {exc}") from None
+
+
+def parameters(target: Callable) -> tuple[list[str], list[str], bool]:
+    """(all keyword-capable names, required names, accepts **kwargs) of ``target``."""
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return [], [], True  # builtins without signatures: accept anything
+    names, required, var_kw = [], [], False
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            var_kw = True
+        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names.append(p.name)
+            if p.default is p.empty:
+                required.append(p.name)
+    return names, required, var_kw
+
+
+def accepts(target: Callable, name: str) -> bool:
+    names, _, var_kw = parameters(target)
+    return var_kw or name in names
+
+
+def check_call(target: Callable, given: Iterable[str], key: str, label: str, partial: bool = False) -> None:
+    """Raise one :class:`ConfigError` naming ``key`` if ``given`` keyword names do not fit
+    ``target``'s signature (unknown names; missing required ones unless ``partial``)."""
+    names, required, var_kw = parameters(target)
+    given = list(given)
+    where = key or "<root>"
+    problems = []
+    if not var_kw:
+        for name in given:
+            if name not in names:
+                problems.append(f"{where}.{name}: {label} has no argument {name!r}{did_you_mean(name, names)}")
+    if not partial:
+        missing = [n for n in required if n not in given]
+        if missing:
+            problems.append(f"{where}: {label} needs {', '.join(repr(m) for m in missing)} "
+                            f"(add {', '.join(f'{where}.{m}=...' for m in missing)})")
+    if problems:
+        accepted = ", ".join(names) if names else "no keyword arguments"
+        raise ConfigError("; ".join(problems) + f". {label} accepts: {accepted}")
+
+
+def describe(target: Any) -> str:
+    """A short name for error messages."""
+    return ref_of(target) or getattr(target, "__qualname__", None) or repr(target)

@@ -1,7 +1,7 @@
 """Typed config sections: a dataclass per section, checked through omegaconf's structured configs.
 
 A section (``launch.slurm``: :class:`mdreg.launch.slurm.settings.SlurmSettings`; ``train``:
-:class:`mdreg.engine.settings.TrainSettings`) is a dataclass whose fields carry a
+:class:`mdreg.engine.stage.TrainSettings`) is a dataclass whose fields carry a
 :func:`hint` (what they accept). :func:`load_section` checks each given key's type alone,
 with ``OmegaConf.merge(OmegaConf.structured(cls), {key: value})``, so every bad key is
 named; then builds the dataclass from the well-typed keys, whose ``__post_init__`` checks

@@ -19,14 +19,16 @@ by the DataLoader for batch samplers), in sorted index order for locality.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mdreg.config.serialize import atomic_write_text
+from mdreg.io import atomic_write_text
 from mdreg.data.base import ImageDataset
+from mdreg.data.image_folder import ImageFolder
 from mdreg.errors import UserError
 from mdreg.registry import DATASETS
 
@@ -202,3 +204,29 @@ class LatentStore(ImageDataset):
         for pos, row in enumerate(order):
             out[row] = (block[pos], int(labels[pos]))
         return out
+
+
+# -- encoding an image folder (tools/encode_latents.py) ----------------------------------------
+def source_meta(images: ImageFolder) -> dict:
+    """What identifies the encoded images (header fields; a resumed run must match them)."""
+    names = "\n".join(f.relative_to(images.root).as_posix() for f in images.files)
+    return {"num_classes": images.num_classes, "image_resolution": images.resolution,
+            "source": str(images.root.resolve()), "fraction": images.fraction, "subset_seed": images.subset_seed,
+            "labels": bool(images.classes), "classes": images.classes,
+            "files_sha256": hashlib.sha256(names.encode()).hexdigest()}
+
+
+@torch.no_grad()
+def encode_folder(images: ImageFolder, vae, out: str, batch_size: int = 32, device="cpu",
+                  scale_factor: float = 0.18215, vae_name: str = "") -> str:
+    """Encode every image of ``images`` with ``vae`` into the store ``out``; returns its header path."""
+    probe = vae.encode(torch.zeros(1, 3, images.resolution, images.resolution, device=device)).latent_dist
+    shape = (2 * probe.mean.shape[1], *probe.mean.shape[2:])
+    writer = LatentStoreWriter(out, len(images), shape, **source_meta(images), scale_factor=scale_factor,
+                               vae=str(Path(vae_name).resolve()) if vae_name else "")
+    while writer.done < len(images):
+        rows = range(writer.done, min(writer.done + batch_size, len(images)))
+        xs, ys = zip(*(images[i] for i in rows))
+        dist = vae.encode(torch.stack(xs).to(device)).latent_dist
+        writer.append(torch.cat([dist.mean, dist.logvar], dim=1), torch.tensor(ys))
+    return str(writer.finish())

@@ -1,4 +1,5 @@
-"""Checkpoint files: atomic writes, a ``last`` pointer, keep-last-K plus milestones.
+"""Checkpoints: what they hold (:func:`collect_state`, :func:`restore_state`) and their files
+(atomic writes, a ``last`` pointer, keep-last-K plus milestones, resume past damaged files).
 
 A checkpoint is written to a temporary file in the same folder, flushed, fsync'ed and
 renamed over its final name, then ``last`` (a one-line text file naming it) is replaced
@@ -7,7 +8,7 @@ temporary file a killed writer leaves behind is removed by the next save (one wr
 folder: rank 0 of the stage). Before writing, the state's tensor bytes are compared with
 the free space: a checkpoint that cannot fit is refused before anything is written, and a
 disk that fills while writing removes the temporary file; both raise
-:class:`~mdreg.config.serialize.OutOfSpace` naming the folder, the size and the free bytes.
+:class:`~mdreg.io.OutOfSpace` naming the folder, the size and the free bytes.
 
 Resuming (:func:`resume_point`) takes the checkpoint ``last`` names, else the newest step
 file, and falls back to older ones when a file cannot be read (truncated, empty,
@@ -16,6 +17,19 @@ garbage). Each skipped file is renamed aside to ``step_NNNNNNNN.pt.damaged`` (``
 :meth:`CheckpointManager.damaged` lists them. If checkpoints exist but none reads, nothing
 is renamed and the run stops: starting the stage over would discard it.
 Files load with ``torch.load(weights_only=True)``: plain tensors, numbers and strings only.
+
+What a checkpoint holds:
+
+* ``model``, ``ema`` — state dicts of the plain module (no DDP/compile prefixes);
+* ``optimizer``, ``scaler`` — AdamW moments, fp16 loss-scale state;
+* ``step`` (optimizer steps done), ``total_steps``, ``stage``;
+* ``rng`` — ``{"world_size": W, "ranks": [per-rank states]}``: each rank's trainer
+  generator, torch CPU RNG and (on GPUs) CUDA RNG state with the device type, gathered to
+  rank 0. On resume each rank restores its own entry (a changed world size keeps fresh
+  global RNGs, a changed device type a fresh trainer generator, and says so; the trainer's
+  streams are re-keyed per micro-batch anyway, see :mod:`mdreg.rng`);
+* ``data`` — the data-order position (epoch, batch within the epoch, samples seen). It is
+  derived from ``step`` (:mod:`mdreg.engine.step`) and recorded for inspection.
 """
 from __future__ import annotations
 
@@ -24,10 +38,11 @@ from pathlib import Path
 
 import torch
 
-from mdreg.config.serialize import OutOfSpace, atomic_write, atomic_write_text
-from mdreg.engine.ddp import gather_objects
+from mdreg.engine.distributed import DistEnv, gather_objects
+from mdreg.engine.parts import StageParts
 from mdreg.errors import UserError
-from mdreg.paths import local_path
+from mdreg.io import OutOfSpace, atomic_write, atomic_write_text, local_path
+
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 _DAMAGED = re.compile(r"^step_\d{8}\.pt\.damaged(\.\d+)?$")
@@ -220,7 +235,7 @@ def resume_point(manager: CheckpointManager, is_main: bool) -> tuple[Path | None
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint (a local path or an iopath URI, :mod:`mdreg.paths`) safely
+    """Load a checkpoint (a local path or an iopath URI, :mod:`mdreg.io`) safely
     (``weights_only=True``), with a clear error if unreadable."""
     path = local_path(path, "checkpoint")
     try:
@@ -230,3 +245,49 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     except Exception as exc:
         raise UserError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: {exc}); "
                         f"it may be truncated or not a torch checkpoint") from None
+
+
+def rank_rng_state(generator: torch.Generator, device: torch.device) -> dict:
+    return {"generator": generator.get_state(), "torch": torch.get_rng_state(), "device": device.type,
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def data_position(step: int, global_batch: int, dataset_size: int, seed: int) -> dict:
+    per_epoch = max(1, dataset_size // global_batch)
+    epoch, within = divmod(step, per_epoch)
+    return {"seed": seed, "global_batch": global_batch, "dataset_size": dataset_size, "epoch": epoch,
+            "batch_in_epoch": within, "samples_seen": step * global_batch}
+
+
+def collect_state(parts: StageParts, step: int) -> dict:
+    """The checkpoint of ``parts`` after ``step`` optimizer steps (a collective: every rank calls it)."""
+    ranks = gather_objects(rank_rng_state(parts.generator, parts.device))
+    return {"model": parts.model.state_dict(), "ema": parts.ema.state_dict(),
+            "optimizer": parts.optimizer.state_dict(), "scaler": parts.precision.scaler.state_dict(),
+            "step": step, "total_steps": parts.steps, "stage": parts.name,
+            "rng": {"world_size": len(ranks), "ranks": ranks},
+            "data": data_position(step, parts.batch_size, len(parts.dataset), parts.seed)}
+
+
+def restore_state(parts: StageParts, state: dict, env: DistEnv) -> tuple[int, list[str]]:
+    """Load ``state`` into ``parts`` for the process ``env``; returns (step, notes worth logging)."""
+    parts.model.load_state_dict(state["model"])
+    parts.ema.load_state_dict(state["ema"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.precision.scaler.load_state_dict(state["scaler"])
+    step = int(state["step"])
+    ranks = state["rng"]["ranks"]
+    if len(ranks) != env.world_size:
+        return step, [f"the checkpoint was written by {len(ranks)} rank(s), this run has {env.world_size}: "
+                      f"global RNG states are not restored (the trainer's per-micro-batch streams are unaffected)"]
+    mine = ranks[env.rank]
+    torch.set_rng_state(mine["torch"].cpu())
+    saved_on = mine.get("device") or ("cuda" if mine.get("cuda") is not None else "cpu")
+    if saved_on != parts.device.type:  # a CPU generator's state does not fit a CUDA one, and back
+        return step, [f"the checkpoint was written on {saved_on}, this run is on {parts.device.type}: the "
+                      f"trainer's {parts.device.type} generator state is not restored (its per-micro-batch "
+                      f"streams are unaffected)"]
+    parts.generator.set_state(mine["generator"].cpu())
+    if mine.get("cuda") is not None:
+        torch.cuda.set_rng_state(mine["cuda"].cpu(), parts.device)
+    return step, []

@@ -1,4 +1,7 @@
-"""The process's place in a (possibly) distributed run, read from the environment.
+"""The training process: its place in a (possibly) distributed run, the collectives the
+trainer needs across ranks, and the process-wide numeric switches.
+
+Place and device, read from the environment.
 
 :func:`setup` detects where it runs, in this order:
 
@@ -36,6 +39,21 @@ must wait out the longest work one rank does while the others wait (rank 0 write
 checkpoint of a large model to a slow file system, samples a grid or evaluates; the first
 step of ``torch.compile`` on a slow rank), yet a dead rank should end a job in minutes, not
 at its time limit. A recipe with a long rank-0-only evaluation raises it.
+
+Collectives (all no-ops in a single process): :func:`mean_over_ranks` (the logged loss, at
+log steps only), :func:`max_over_ranks` (ranks agree on the first NaN/inf step),
+:func:`gather_objects` (RNG states for a checkpoint, hosts for provenance), :func:`barrier`,
+and :class:`StopVote`: a stop request seen by any rank (submitit signals only global rank 0)
+stops every rank at the same step boundary; the vote runs on a CPU (gloo) group so it never
+waits for the GPU stream.
+
+Process-wide switches, set once per process by :func:`setup` from the run's ``train`` section:
+``train.tf32`` allows TensorFloat-32 matmuls/convolutions on Ampere+ GPUs (the default, as in
+MaskDiT; no effect on the CPU); ``train.sdpa_backends`` restricts which attention kernels
+``scaled_dot_product_attention`` may use (null: PyTorch's choice; a list enables exactly
+those, in PyTorch's own order of preference). On an H100 with torch 2.11 PyTorch picks cuDNN
+for bf16, which we measured slower than FlashAttention-2 for MaskDiT's short sequences and
+head dim 72 (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -46,13 +64,14 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
 
-from mdreg.errors import UserError
+from mdreg.errors import ConfigError, UserError
+from mdreg.provenance import process_start
+
 
 DEFAULT_TIMEOUT_S = 600  # train.collective_timeout_s
 _PEERS: list[tuple[str, int, int | None]] = []  # (host, pid, start ticks) of each rank, filled by setup()
@@ -150,17 +169,6 @@ def setup(requested_device: str = "auto", source: str | None = None, timeout_s: 
     return DistEnv(rank, world, local_rank, device, source)
 
 
-def process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, which tells a pid's reuse apart;
-    None if it is gone (no such pid on this host, or only the zombie of an ended process that
-    its parent has not reaped yet)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])  # state, start time (fields 3 and 22)
-
-
 def _gather_peers(world: int) -> list[tuple[str, int, int | None]]:
     """Every rank's (host, pid, process start time): to name a lost rank later."""
     out: list = [None] * world
@@ -237,7 +245,79 @@ def setup_from_slurm(requested_device: str = "auto", timeout_s: float | None = N
     return setup(requested_device, source="slurm" if many else "single", timeout_s=timeout_s)
 
 
-def teardown() -> None:
-    """Destroy the process group (end of a distributed run)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    if not active():
+        return value
+    out = value.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / dist.get_world_size()
+
+
+def max_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    if not active():
+        return value
+    out = value.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` alone)."""
+    if not active():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+class StopVote:
+    """Per-step agreement on "stop now": True on every rank if any rank asked."""
+
+    def __init__(self):
+        self.group = None
+        if active():
+            self.group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+
+    def agree(self, local: bool) -> bool:
+        if not active():
+            return bool(local)
+        flag = torch.tensor([1 if local else 0], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
+        return bool(flag.item())
+
+
+BACKENDS = {"flash": "enable_flash_sdp", "efficient": "enable_mem_efficient_sdp", "cudnn": "enable_cudnn_sdp",
+            "math": "enable_math_sdp"}
+
+
+def configure_process(train, device: torch.device) -> None:
+    """Apply the run's ``train.tf32`` and ``train.sdpa_backends`` to this process."""
+    configure_tf32(bool(train.get("tf32", True)), device)
+    configure_sdpa(train.get("sdpa_backends"))
+
+
+def configure_tf32(enabled: bool, device: torch.device) -> None:
+    """Allow (or forbid) TF32 in CUDA matmuls and cuDNN convolutions."""
+    if device.type != "cuda":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+    torch.backends.cudnn.allow_tf32 = bool(enabled)
+
+
+def configure_sdpa(backends: list[str] | None) -> None:
+    if backends is None:
+        return
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise ConfigError(f"train.sdpa_backends={list(backends)!r}: choose from {', '.join(BACKENDS)} (or null)")
+    for name, switch in BACKENDS.items():
+        getattr(torch.backends.cuda, switch)(name in backends)

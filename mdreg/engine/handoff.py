@@ -7,7 +7,7 @@ tuning continues the masked model (sec. 3.2, "Unmasking tuning"). The stage's re
 * ``{"stage": PARENT, "weights": "ema"|"model", "steps": N}``: the parent stage's latest
   checkpoint in the same run directory; the parent must have reached step ``N``;
 * ``{"path": FILE_OR_URI, "weights": ...}``: an mdreg checkpoint file (or a bare state dict);
-  any iopath URI works (``https://...``, downloaded once into the cache, :mod:`mdreg.paths`);
+  any iopath URI works (``https://...``, downloaded once into the cache, :mod:`mdreg.io`);
 * ``{"path": ..., "kind": "dit"|"maskdit"|"uvit"|"maskdm", "weights": ...}``: an official
   release's file, read and renamed into mdreg's key layout by :mod:`mdreg.models.official`.
 
@@ -32,7 +32,7 @@ from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
 from mdreg.engine.parts import StageParts
 from mdreg.errors import UserError
-from mdreg.paths import local_path
+from mdreg.io import local_path
 
 PREFIXES = ("_orig_mod.", "module.")  # torch.compile, DDP
 

@@ -10,7 +10,7 @@ The ``start`` event of each launch (and resume) and the ``end`` event carry the 
 provenance (:mod:`mdreg.provenance`: git commit, versions, GPUs, hosts, Slurm job, time);
 ``start`` gathers every rank's hostname, so every rank calls :meth:`Monitor.event` for it.
 A full disk (metrics.jsonl, tensorboard events) raises
-:class:`~mdreg.config.serialize.OutOfSpace` naming the folder; the checkpoints are untouched.
+:class:`~mdreg.io.OutOfSpace` naming the folder; the checkpoints are untouched.
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mdreg.config.serialize import no_space, out_of_space
-from mdreg.provenance import collect, with_ranks
+from mdreg.engine.distributed import gather_objects
+from mdreg.io import no_space, out_of_space, repair_jsonl
+from mdreg.provenance import collect
 
 
 def format_eta(seconds: float) -> str:
@@ -31,14 +32,10 @@ def format_eta(seconds: float) -> str:
     return f"{h}:{rem // 60:02d}:{rem % 60:02d}"
 
 
-def repair_jsonl(path: Path) -> None:
-    """Drop a trailing partial line (no final newline) from ``path``, if any."""
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
+def with_ranks(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with ``hosts``: every rank's hostname in rank order. A collective when
+    torch.distributed runs: every rank must call it at the same point."""
+    return {**info, "hosts": gather_objects(info["host"])}
 
 
 class Monitor:

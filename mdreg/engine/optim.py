@@ -1,18 +1,40 @@
-"""Building a stage's optimizer from the recipe's optimizer node.
+"""How a stage updates its weights: the optimizer, its learning-rate schedule, the numeric
+precision (autocast and fp16 loss scaling) and the EMA of the weights.
 
-A recipe gives the optimizer as a partial call (``L(torch.optim.AdamW)(_partial_=True,
-lr=..., betas=..., weight_decay=...)``, see ``recipes/common/optim.py``); the trainer
-supplies the parameters. On CUDA, Adam/AdamW get ``fused=True`` (one kernel for the whole
-update, several times faster than the per-tensor loop for large models) unless the recipe
-chose ``fused``/``foreach`` itself; the math is the same, so recipes stay device-neutral.
-Without an optimizer node a stage uses AdamW at lr 1e-4 (MaskDiT's setting).
+* Optimizer: a recipe gives it as a partial call (``L(torch.optim.AdamW)(_partial_=True,
+  lr=..., betas=..., weight_decay=...)``, see ``recipes/common/optim.py``); the trainer supplies
+  the parameters. On CUDA, Adam/AdamW get ``fused=True`` (one kernel for the whole update,
+  several times faster than the per-tensor loop for large models) unless the recipe chose
+  ``fused``/``foreach`` itself; the math is the same, so recipes stay device-neutral. Without an
+  optimizer node a stage uses AdamW at lr 1e-4 (MaskDiT's setting).
+* Learning-rate schedules (``lr_schedule:*``): ``schedule(step, total_steps) -> factor`` times
+  the optimizer's lr. Linear warmup from ``warmup_start`` x lr to lr over ``warmup_steps``, then
+  constant (MaskDM, MaskDiT) or cosine decay to ``min_factor`` x lr. Computed from the step
+  alone, so resuming needs no scheduler state.
+* Precision (a stage key): ``fp32`` (MaskDiT's unmasking tuning runs "full precision
+  (tf32)"), ``bf16`` (preferred mixed precision: no loss scaling, and the fp16 NaNs users hit
+  after long MaskDiT runs, issue #4, do not occur) or ``fp16`` (maskdm trains in fp16):
+  autocast to float16 with a :class:`torch.amp.GradScaler`, whose state is checkpointed so
+  that a resumed run scales exactly as the uninterrupted one. Parameters, optimizer state and
+  EMA stay float32 in every mode. TF32 is a process-wide switch (``train.tf32``,
+  :mod:`mdreg.engine.distributed`).
+* EMA, the model every paper samples from: ``decay`` is applied once per ``every`` optimizer
+  steps (MaskDM Table 5: "0.999 every 10"); before ``start`` the average copies the weights.
+  Buffers are copied, not averaged.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
+import math
 from typing import Any, Callable
 
 import torch
+from torch import nn
+
+from mdreg.registry import LR_SCHEDULES
+
 
 FUSABLE = (torch.optim.AdamW, torch.optim.Adam)
 
@@ -41,3 +63,109 @@ def describe(optimizer: torch.optim.Optimizer) -> str:
     group = optimizer.param_groups[0]
     shown = {k: group[k] for k in ("lr", "betas", "weight_decay", "eps", "fused") if k in group}
     return f"{type(optimizer).__name__}({', '.join(f'{k}={v}' for k, v in shown.items())})"
+
+
+class WarmupSchedule:
+    """Linear warmup shared by the schedules below."""
+
+    def __init__(self, warmup_steps: int = 0, warmup_start: float = 0.0):
+        if warmup_steps < 0 or not 0.0 <= warmup_start <= 1.0:
+            raise ValueError(f"need warmup_steps >= 0 and 0 <= warmup_start <= 1, got {warmup_steps}, {warmup_start}")
+        self.warmup_steps, self.warmup_start = warmup_steps, warmup_start
+
+    def warmup(self, step: int) -> float | None:
+        if step < self.warmup_steps:
+            return self.warmup_start + (1.0 - self.warmup_start) * (step + 1) / self.warmup_steps
+        return None
+
+
+@LR_SCHEDULES.register("constant", aliases=("warmup_constant",))
+class WarmupConstant(WarmupSchedule):
+    """Linear warmup then a constant lr (MaskDM Table 5; MaskDiT: constant 1e-4, no warmup)."""
+
+    def __call__(self, step: int, total_steps: int) -> float:
+        return self.warmup(step) or 1.0
+
+
+@LR_SCHEDULES.register("cosine", aliases=("warmup_cosine",))
+class WarmupCosine(WarmupSchedule):
+    """Linear warmup then cosine decay towards ``min_factor``. ``step`` is 0-based, and the
+    factor reaches ``min_factor`` at ``step = total_steps``, one past the last step (as timm's
+    schedulers do), so no step trains at the floor, which is 0 by default."""
+
+    def __init__(self, warmup_steps: int = 0, warmup_start: float = 0.0, min_factor: float = 0.0):
+        super().__init__(warmup_steps, warmup_start)
+        self.min_factor = min_factor
+
+    def __call__(self, step: int, total_steps: int) -> float:
+        warm = self.warmup(step)
+        if warm is not None:
+            return warm
+        span = max(1, total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+MODES = ("fp32", *DTYPES)
+
+
+def check_precision(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"precision must be one of {', '.join(MODES)}, got {mode!r}")
+
+
+class Precision:
+    """Autocast context and gradient scaler of one stage on one device."""
+
+    def __init__(self, mode: str, device: torch.device):
+        check_precision(mode)
+        self.mode, self.device = mode, device
+        self.scaler = torch.amp.GradScaler(device.type, enabled=mode == "fp16")
+
+    def autocast(self):
+        """The context the forward pass and loss run in."""
+        if self.mode == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[self.mode])
+
+    @property
+    def skips_inf_steps(self) -> bool:
+        """fp16 loss scaling skips optimizer steps whose gradients overflowed (and lowers
+        the scale): an inf gradient there is routine, not divergence."""
+        return self.scaler.is_enabled()
+
+
+def check_ema_settings(decay: float, every: int, start: int) -> None:
+    if not 0.0 <= decay < 1.0 or every < 1 or start < 0:
+        raise ValueError(f"ema needs 0 <= decay < 1, every >= 1, start >= 0; got decay {decay}, every {every}, "
+                         f"start {start}")
+
+
+class EMA:
+    """Keeps ``self.model``, a frozen copy of the trained model's weights, averaged."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.9999, every: int = 1, start: int = 0):
+        check_ema_settings(decay, every, start)
+        self.decay, self.every, self.start = decay, every, start
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        """Call after optimizer step ``step`` (1-based count of steps done)."""
+        if step % self.every:
+            return
+        src = [p.detach() for p in model.parameters()]
+        dst = list(self.model.parameters())
+        if step <= self.start:
+            torch._foreach_copy_(dst, src)
+        else:
+            torch._foreach_lerp_(dst, src, 1.0 - self.decay)
+        for b_dst, b_src in zip(self.model.buffers(), model.buffers()):
+            b_dst.copy_(b_src)
+
+    def state_dict(self) -> dict:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state)

@@ -24,9 +24,9 @@ from torch import nn
 
 from mdreg.config import instantiate
 from mdreg.engine.distributed import DistEnv
-from mdreg.engine.ema import EMA
+from mdreg.engine.optim import EMA
 from mdreg.engine.optim import build_optimizer
-from mdreg.engine.precision import Precision
+from mdreg.engine.optim import Precision
 from mdreg.engine.stage import TrainStage, effective_steps, micro_batch_size, stage_parent, stage_seed
 from mdreg.errors import ConfigError
 
@@ -59,7 +59,7 @@ class StageParts:
     mask_schedule: Any
     hflip: float
     label_dropout: float
-    generator: torch.Generator         # re-keyed per micro-batch (mdreg.engine.randomness)
+    generator: torch.Generator         # re-keyed per micro-batch (mdreg.rng)
     sample_shape: tuple[int, int, int]  # what the model denoises, (C, H, W)
     sample: dict                       # the stage's sample-grid settings (every, num, sampler, guidance)
     init_from: dict | None             # {"stage": PARENT, "weights", "steps"} or {"path", "weights", "kind"}

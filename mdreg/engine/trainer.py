@@ -3,7 +3,7 @@
 :meth:`Trainer.fit` reads top to bottom: restore the stage's newest checkpoint (or apply
 its hand-off, :mod:`mdreg.engine.handoff`), open the logs, wrap the model (DDP, compile),
 then repeat :func:`mdreg.engine.step.train_step` over the step-keyed batches
-(:mod:`mdreg.engine.data_order`), logging every ``log_every`` steps, checkpointing every
+(:mod:`mdreg.engine.step`), logging every ``log_every`` steps, checkpointing every
 ``ckpt_every`` steps and at the end, and writing sample grids. Relaunching the same command
 resumes from the last checkpoint and repeats the uninterrupted run's weights bit for bit (CPU).
 
@@ -30,20 +30,19 @@ from typing import Callable
 import torch
 from omegaconf import DictConfig
 
-from mdreg.engine import ddp
 from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name, resume_point
-from mdreg.engine.data_order import StepBatchSampler
-from mdreg.engine.distributed import DistEnv
+from mdreg.engine.step import StepBatchSampler
+from mdreg.engine.distributed import DistEnv, StopVote, barrier, max_over_ranks, mean_over_ranks
 from mdreg.engine.handoff import apply_handoff
 from mdreg.engine.monitor import Monitor
 from mdreg.engine.optim import describe
 from mdreg.engine.parts import StageParts, build_stage
-from mdreg.engine.settings import TrainSettings
-from mdreg.engine.state import collect, restore
+from mdreg.engine.stage import TrainSettings
+from mdreg.engine.checkpoint import collect_state, restore_state
 from mdreg.engine.step import StepResult, train_step
-from mdreg.engine.wrap import wrap
+from mdreg.engine.step import wrap
 from mdreg.errors import UserError
-from mdreg.evaluation.sampling import sample_grid, sample_images
+from mdreg.engine.sampling import sample_grid, sample_images
 
 
 class TrainingDiverged(UserError):
@@ -98,7 +97,7 @@ class Trainer:
             self.say(f"skipped unreadable checkpoint {entry['path']} ({entry['reason']}); {kept}")
             events.append({"event": "skipped_checkpoint", **entry})
         if latest is not None:
-            self.step, notes = restore(self.parts, state, self.env)
+            self.step, notes = restore_state(self.parts, state, self.env)
             self.skipped = dict(state.get("nonfinite", self.skipped))
             for note in notes:
                 self.say(f"note: {note}")
@@ -151,7 +150,7 @@ class Trainer:
                             "optimizer": describe(parts.optimizer), "precision": parts.precision.mode})
         self.monitor.start(self.step)
         parts.model.train()
-        stop_vote = ddp.StopVote()
+        stop_vote = StopVote()
         sample_every = parts.sample.get("every")
         eval_every = getattr(parts.evaluate, "every", None)
         loss_sum, bad_step = torch.zeros((), device=parts.device), torch.full((), -1, device=parts.device)
@@ -172,7 +171,7 @@ class Trainer:
             if self.step % s.log_every == 0 or done or stop:
                 self._check_finite(bad_step)
                 now = time.perf_counter()
-                mean_loss = float(ddp.mean_over_ranks(loss_sum))  # a collective: every rank calls it
+                mean_loss = float(mean_over_ranks(loss_sum))  # a collective: every rank calls it
                 last = {"loss": mean_loss / n_logged if n_logged else float("nan"), "lr": out.lr,
                         "grad_norm": float(out.grad_norm),
                         "images_per_s": n_logged * parts.batch_size / max(now - t_last, 1e-9),
@@ -213,7 +212,7 @@ class Trainer:
                 f"{self._last_good_text()}. Try a lower lr, grad_clip, or precision=bf16 instead of fp16")
 
     def _stopped(self, last: dict) -> dict:
-        ddp.barrier()  # the checkpoint is on disk before any rank acts on the stop
+        barrier()  # the checkpoint is on disk before any rank acts on the stop
         where = f"checkpoint saved ({self.last_good})" if self.env.is_main else "rank 0 saved the checkpoint"
         print(f"[{self.parts.name}] rank {self.env.rank}: stopped at step {self.step} on request; {where}",
               flush=True)
@@ -227,7 +226,7 @@ class Trainer:
         return f"the last good checkpoint is {self.last_good}" if self.last_good else "no checkpoint was written"
 
     def _check_finite(self, bad_step: torch.Tensor) -> None:
-        bad = int(ddp.max_over_ranks(bad_step))
+        bad = int(max_over_ranks(bad_step))
         if bad >= 0:
             self.monitor.event({"event": "diverged", "step": bad})
             self.monitor.close()
@@ -239,10 +238,10 @@ class Trainer:
     # -- outputs -------------------------------------------------------------------------
     def save(self) -> Path | None:
         """Write the checkpoint of the current step (rank 0; every rank must call it). If rank 0
-        cannot (e.g. :class:`~mdreg.config.serialize.OutOfSpace`), every rank raises."""
+        cannot (e.g. :class:`~mdreg.io.OutOfSpace`), every rank raises."""
         if self._saved_step == self.step:
             return self.last_good
-        state = collect(self.parts, self.step)
+        state = collect_state(self.parts, self.step)
         state["nonfinite"] = dict(self.skipped)
         path = self.ckpt.folder / checkpoint_name(self.step)
         self._on_rank0(lambda: self.ckpt.save(state, self.step), f"the checkpoint of step {self.step}")
@@ -258,7 +257,7 @@ class Trainer:
                 result = write()
             except UserError as exc:
                 error = exc
-        failed = ddp.max_over_ranks(torch.tensor(int(error is not None), device=self.parts.device))
+        failed = max_over_ranks(torch.tensor(int(error is not None), device=self.parts.device))
         if error is not None:
             raise error
         if int(failed):

@@ -4,9 +4,9 @@ recipes/common/evaluation.py writes the section (``fid(...)``, ``shape(...)``; t
 recipes/common/toy.py). Keys:
 
 * ``metric``: ``fid`` (FID/sFID/IS/precision/recall/KID from one Inception pass,
-  :func:`~mdreg.evaluation.evaluator.compute_metrics`), ``shape`` (the download-free shape
+  :func:`~mdreg.evaluation.inception_metrics.compute_metrics`), ``shape`` (the download-free shape
   metric, :class:`~mdreg.evaluation.shape_metric.ShapeMetric`) or ``toy`` (sliced W2 and
-  MMD^2 to held-out points, :mod:`mdreg.evaluation.toy_report`);
+  MMD^2 to held-out points, :mod:`mdreg.evaluation.toy`);
 * ``stage`` (default: the last) and ``weights`` (``ema``, as both papers sample);
 * ``sampler``: a ``sampler:*`` node (null: the stage's ``sample.sampler``), ``guidance_scale``
   (null: the stage's), ``seed``, ``batch_size`` (batch ``b`` is seeded by ``(seed, b)``);
@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mdreg.config.lazy import META_KEYS
 from mdreg.errors import ConfigError, did_you_mean
-from mdreg.evaluation.evaluator import ALL_METRICS
+from mdreg.evaluation.inception_metrics import ALL_METRICS
 
 SHAPE_METRICS = ("shape_fid", "shape_fid_floor", "confident", "confident_real", "class_freq_gap",
                  "class_freq_gap_floor")

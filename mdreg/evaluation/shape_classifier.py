@@ -10,7 +10,7 @@ evaluated dataset (seed, num_images) keys into: the classifier never sees a trai
 and the real reference sets are never training images either.
 
 The trained network is cached in ``shape_metric/`` of mdreg's cache folder
-(:func:`mdreg.paths.cache_dir`: ``$MDREG_CACHE``, else ``$XDG_CACHE_HOME/mdreg`` or ``~/.cache/mdreg``), one file per resolution and dataset settings, named by a hash of the
+(:func:`mdreg.io.cache_dir`: ``$MDREG_CACHE``, else ``$XDG_CACHE_HOME/mdreg`` or ``~/.cache/mdreg``), one file per resolution and dataset settings, named by a hash of the
 renderer's source (``mdreg/data/synthetic.py``), this file's source and :data:`RECIPE`:
 editing the renderer or the recipe retrains. Files are written atomically; an unreadable
 or mismatching file is rebuilt.
@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mdreg.config.serialize import atomic_write
+from mdreg.io import atomic_write
 from mdreg.data import synthetic
 from mdreg.errors import UserError
-from mdreg.paths import cache_dir as mdreg_cache_dir
+from mdreg.io import cache_dir as mdreg_cache_dir
 
 KEY_STRIDE = 1_000_003  # render(): random.Random(seed * KEY_STRIDE + index)
 BANDS = tuple(2 ** 40 + k * 2 ** 20 for k in range(8))

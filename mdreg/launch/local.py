@@ -6,7 +6,7 @@ continues where the last one stopped. Under ``torchrun`` every rank runs this; r
 alone writes the run directory's files and the others wait for it. At the end the launcher
 prints :func:`outputs_summary`: where everything landed.
 
-While a run trains, rank 0 holds its lock (``RUN_DIR/.lock``, :mod:`mdreg.launch.run_lock`):
+While a run trains, rank 0 holds its lock (``RUN_DIR/.lock``, :mod:`mdreg.runs.lock`):
 a second launch of the same run, or one while the run's Slurm jobs are queued or running, is
 refused before it writes anything. A rank that dies makes the others stop with
 :class:`~mdreg.engine.distributed.CollectiveFailure` (naming it when possible) instead of a
@@ -14,13 +14,11 @@ bare backend error.
 """
 from __future__ import annotations
 
-from mdreg.engine import ddp
-from mdreg.engine.backends import configure_process
-from mdreg.engine.distributed import DistEnv, collective_failures_explained, setup
+from mdreg.engine.distributed import DistEnv, barrier, collective_failures_explained, configure_process, setup
 from mdreg.engine.trainer import Trainer
-from mdreg.launch.plan import RunPlan
-from mdreg.launch.rundir import prepare, write_stage_config
-from mdreg.launch.run_lock import hold
+from mdreg.runs.plan import RunPlan
+from mdreg.runs.rundir import prepare, write_stage_config
+from mdreg.runs.lock import hold
 
 
 class LocalExecutor:
@@ -41,14 +39,14 @@ class LocalExecutor:
     def _stages(self, plan: RunPlan, stages: list[str] | None, env: DistEnv) -> dict[str, dict]:
         if env.is_main:
             prepare(plan)
-        ddp.barrier()
+        barrier()
         results = {}
         for stage in plan.stages:
             if stages and stage.name not in stages:
                 continue
             if env.is_main:
                 write_stage_config(plan, stage.name)
-            ddp.barrier()
+            barrier()
             results[stage.name] = Trainer.for_stage(plan.cfg, stage.name, plan.run_dir, env).fit()
         return results
 

@@ -36,7 +36,7 @@ def split_spec(spec: str) -> tuple[Path, str | None]:
 
 def config_of(spec: str, overrides: list[str] = ()) -> DictConfig:
     """The tree of recipe ``spec`` (one sweep element with ``@NAME``) after ``overrides``."""
-    from mdreg.launch.plan import build_plans, with_sweep_removed
+    from mdreg.runs.plan import build_plans, with_sweep_removed
 
     path, name = split_spec(spec)
     if name is not None:
@@ -77,7 +77,7 @@ def format_diff(rows: list[tuple[str, object, object]], a: str, b: str, width: i
 
 def run_provenance(run_dir: str | Path) -> dict:
     """``{"meta": ..., "<stage>": {"start": [...], "end": [...]}}``: the provenance a run recorded."""
-    from mdreg.reports.run_records import read_jsonl
+    from mdreg.runs.records import read_jsonl
 
     run_dir = Path(run_dir)
     meta = OmegaConf.to_container(OmegaConf.load(run_dir / "meta.yaml")) if (run_dir / "meta.yaml").is_file() else {}

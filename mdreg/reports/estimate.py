@@ -31,7 +31,7 @@ from tabulate import tabulate
 from mdreg.config import instantiate
 from mdreg.config.lazy import target_ref
 from mdreg.errors import UserError
-from mdreg.launch.plan import RunPlan
+from mdreg.runs.plan import RunPlan
 from mdreg.models.flops import forward_gmacs
 
 SCHEDULE_SAMPLES = 20_000  # steps at which a mask-ratio schedule is evaluated (evenly spaced)

@@ -25,7 +25,7 @@ import shlex
 
 from mdreg.errors import UserError
 from mdreg.evaluation.protocol import Protocol, sampler_cli
-from mdreg.launch.plan import RunPlan
+from mdreg.runs.plan import RunPlan
 
 WEIGHTS = "$INCEPTION_WEIGHTS"
 

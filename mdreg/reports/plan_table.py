@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 from tabulate import tabulate
 
-from mdreg.launch.plan import RunPlan
+from mdreg.runs.plan import RunPlan
 
 
 def plan_table(plans: list[RunPlan]) -> str:

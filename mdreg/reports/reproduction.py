@@ -1,5 +1,5 @@
-"""``python tools/report.py RECIPE [overrides] [--only A,B]`` (or ``RUN_DIR...``): the paper's table,
-reproduced from the runs on disk.
+"""The paper's table reproduced from the runs on disk (``python tools/report.py RECIPE [overrides]
+[--only A,B]`` or ``RUN_DIR...``).
 
 One row per sweep element (the runs the same launch command makes; a swept ``train.seed``
 makes several runs of one element: mean ± sample std across seeds, ``n`` when fewer seeds
@@ -11,7 +11,7 @@ were measured), with:
   score the stage's own ``evaluate`` logged while training (``measured by`` says which);
 * the state (``not run``, ``running``/``stopped``/``diverged`` with the steps done, ``done``),
   steps done, device time spent (GPU-hours from the start/end events and the world size; CPU
-  runs: core-hours and wall time, see mdreg/reports/run_records.py) against the recipe's
+  runs: core-hours and wall time, see mdreg/runs/records.py) against the recipe's
   estimate (:mod:`mdreg.reports.estimate`: FLOPs per step x steps; GPU-hours at
   ``--peak-tflops`` x ``--mfu`` or ``--images-per-s``), and training TFLOPs done of the total;
 * a link to each run's latest sample grid.
@@ -27,18 +27,17 @@ fine-tuning curve continues where its pre-training ended.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 from mdreg.errors import UserError
-from mdreg.evaluation.evaluate_run import SOURCE as EVALUATE
+from mdreg.evaluation.protocol_job import SOURCE as EVALUATE
 from mdreg.evaluation.protocol import Protocol
-from mdreg.launch.plan import RunPlan
+from mdreg.runs.plan import RunPlan
 from mdreg.reports.estimate import Device, MacCounter, StageCost, estimate_plans
 from mdreg.reports.plots import SMOOTHING, Curve, ema_smooth, line_plot
 from mdreg.reports.report_tables import element_table, markdown, write_csvs
-from mdreg.reports.run_records import StageRecord, is_run_dir, latest_grid, plan_of_run, read_run
+from mdreg.runs.records import StageRecord, latest_grid, read_run
 
 REPORT = "report"
 
@@ -226,48 +225,3 @@ def write_report(plans: list[RunPlan], out: Path | None = None, device: Device |
     write_csvs(rows, table, metrics, out, device)
     (out / "plots.json").write_text(json.dumps(plots, indent=1) + "\n")
     return out
-
-
-def plans_of(args: argparse.Namespace) -> list[RunPlan]:
-    """The plans named on the command line: a recipe (+ overrides, --only, --sweep) or run directories."""
-    from mdreg.launch.plan import build_plans
-
-    if args.target.endswith(".py"):
-        return build_plans(args.target, args.overrides, args.sweep, only=args.only)
-    paths = [Path(p) for p in [args.target, *args.overrides]]
-    runs = []
-    for path in paths:
-        if is_run_dir(path):
-            runs.append(path)
-        elif path.is_dir() and any(is_run_dir(p) for p in path.iterdir()):
-            runs += sorted(p for p in path.iterdir() if is_run_dir(p))
-        else:
-            raise UserError(f"{path}: neither a recipe (.py) nor a run directory (no config.yaml) nor a folder of runs")
-    return [plan_of_run(p) for p in runs]
-
-
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="tools/report.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", help="a recipe (recipes/NAME.py), or run directories / a folder of runs")
-    p.add_argument("overrides", nargs="*", help="the launch command's overrides (key=value, key=a,b sweeps), or "
-                                                "more run directories")
-    p.add_argument("--only", default=None, type=lambda text: [n for n in text.split(",") if n],
-                   metavar="NAME[,NAME...]", help="only these elements of the recipe's declared sweep")
-    p.add_argument("--sweep", nargs="+", default=[], metavar="KEY=A,B", help="swept keys, as given to tools/launch.py")
-    p.add_argument("--out", default=None, help="report folder (default <output_root>/<recipe>/report)")
-    p.add_argument("--smoothing", type=float, default=SMOOTHING, help=f"EMA weight of the loss curves ({SMOOTHING})")
-    p.add_argument("--log", action="store_true", help="logarithmic y axes")
-    p.add_argument("--peak-tflops", type=float, default=791.0, help="estimate: the GPU's peak TFLOP/s (791)")
-    p.add_argument("--mfu", type=float, default=0.45, help="estimate: model FLOPs utilisation (0.45)")
-    p.add_argument("--images-per-s", type=float, default=None, help="estimate: measured images/s per GPU")
-    p.add_argument("--verbose", "-v", action="store_true")
-    args = p.parse_intermixed_args(argv)
-    if not 0 <= args.smoothing < 1:
-        raise UserError(f"--smoothing {args.smoothing}: must be in [0, 1)")
-    out = write_report(plans_of(args), args.out, Device(args.peak_tflops, args.mfu, args.images_per_s),
-                       args.smoothing, args.log)
-    print((out / "report.md").read_text())
-    print(f"report: {out}/ (report.md, table.csv, runs.csv, loss.png, metric_vs_step.png, metric_vs_flops.png, "
-          f"plots.json)")
-    return 0

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from mdreg.benchmark.cli import main
+from mdreg.commands.bench import main
 from mdreg.errors import UserError
 from tests.tiny import REPO
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from mdreg.config import instantiate, load_recipe
 from mdreg.errors import ConfigError
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from mdreg.registry import MASKERS, lookup
 from tests.tiny import REPO, write_two_stage_recipe
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mdreg.data.latents import LatentStore, LatentStoreWriter
-from mdreg.data.throughput import make_random_store, read_throughput
+from mdreg.benchmark.data_throughput import make_random_store, read_throughput
 from mdreg.data.transforms import Latent
 from mdreg.errors import ConfigError, UserError
 from tests.conftest import make_trainer, tiny_recipe
@@ -98,7 +98,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_encoder_meta_identifies_the_images(tmp_path):
     from PIL import Image
 
-    from mdreg.data.encode_latents import source_meta
+    from mdreg.commands.encode_latents import source_meta
     from mdreg.data.image_folder import ImageFolder
 
     for i in range(8):

@@ -48,7 +48,7 @@ def test_registered_and_configurable_by_name():
 def test_every_seed_and_size_shares_one_frame():
     """Training data (seed 0) and held-out references (other seeds) must be comparable:
     the frame is a constant of the distribution, not of the sample."""
-    from mdreg.evaluation.distances import mmd
+    from mdreg.evaluation.formulas import mmd
     from mdreg.data.toy import rose_frame
 
     center, scale = rose_frame()

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mdreg.cli import run_cli
-from mdreg.data.encode_latents import main
+from mdreg.commands import run_cli
+from mdreg.commands.encode_latents import main
 from mdreg.data.image_folder import ImageFolder
 from mdreg.data.latents import LatentStore
 from mdreg.data.transforms import Latent

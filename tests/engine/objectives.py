@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from mdreg.diffusion.objectives import DSM, MDSM, LossOutput
-from mdreg.engine.randomness import stream_seed
+from mdreg.rng import stream_seed
 from mdreg.engine.stage import stage_seed
 from mdreg.models.uvit import UViT
 from mdreg.registry import BACKBONES, MASK_SCHEDULES, OBJECTIVES
@@ -62,7 +62,7 @@ class NanAt(DSM):
 class NanAtSteps(MDSM):
     """MDSM (DSM when unmasked) whose loss (mode ``loss``) or gradient (mode ``grad``) is NaN at the trainer's
     steps ``steps`` (1-based, as the trainer reports them) and finite elsewhere. The step is
-    read from the generator's key (:func:`mdreg.engine.randomness.rekey`), so a resumed run
+    read from the generator's key (:func:`mdreg.rng.rekey`), so a resumed run
     sees the same NaN steps as an uninterrupted one; ``train_seed``/``stage`` give the key."""
 
     def __init__(self, schedule, steps=(), train_seed: int = 0, stage: str = "main", mode: str = "loss"):

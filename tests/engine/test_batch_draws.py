@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mdreg.engine.randomness import stream_seed
+from mdreg.rng import stream_seed
 from mdreg.errors import ConfigError
 from tests.conftest import make_trainer
 from tests.engine import objectives
@@ -42,7 +42,7 @@ def test_hflip_is_deterministic_and_flips_about_p(recipe_factory):
     assert all(torch.equal(a["x"], b["x"]) for a, b in zip(calls, again))
     flipped = total = 0
     for step, call in enumerate(calls):
-        from mdreg.engine.data_order import batch_indices
+        from mdreg.engine.step import batch_indices
         idx = batch_indices(len(trainer.parts.dataset), 16, step, trainer.parts.seed)
         originals = trainer.parts.dataset.images[idx]
         same = (call["x"] == originals).flatten(1).all(1)

@@ -48,8 +48,8 @@ def _worker(rank: int, recipe: str, port: int, stop_at: int | None, use_slurm_va
     from mdreg.engine import ddp
     from mdreg.engine.distributed import setup, teardown
     from mdreg.engine.trainer import Trainer
-    from mdreg.launch.plan import build_plans
-    from mdreg.launch.rundir import prepare
+    from mdreg.runs.plan import build_plans
+    from mdreg.runs.rundir import prepare
 
     env = setup("cpu")
     assert env.source == ("slurm" if use_slurm_vars else "torchrun") and env.world_size == 2 and env.rank == rank

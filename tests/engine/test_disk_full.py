@@ -14,10 +14,10 @@ import torch
 import torch.multiprocessing as mp
 from PIL import Image
 
-from mdreg.config.serialize import OutOfSpace, atomic_write_text
+from mdreg.io import OutOfSpace, atomic_write_text
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
 from mdreg.engine.monitor import Monitor
-from mdreg.evaluation.grid import save_grid
+from mdreg.engine.sampling import save_grid
 from tests.conftest import build_plan, final_state, make_trainer, tiny_recipe
 from tests.engine.tmpfs import fill, needs_root, small_tmpfs
 from tests.tiny import launch
@@ -165,7 +165,7 @@ def _rank(rank: int, recipe: str, port: int, mount: str, out: str) -> None:
     from mdreg.engine.distributed import setup, teardown
     from mdreg.engine.trainer import Trainer
     from mdreg.errors import UserError
-    from mdreg.launch.plan import build_plans
+    from mdreg.runs.plan import build_plans
 
     env = setup("cpu", timeout_s=60)  # without the agreement rank 1 would wait here for rank 0
     plan = build_plans(recipe, [])[0]

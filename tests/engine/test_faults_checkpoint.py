@@ -158,7 +158,7 @@ def _rank(rank: int, recipe: str, port: int, out: str) -> None:
                       MASTER_PORT=str(port))
     from mdreg.engine.distributed import setup, teardown
     from mdreg.engine.trainer import Trainer
-    from mdreg.launch.plan import build_plans
+    from mdreg.runs.plan import build_plans
 
     env = setup("cpu")
     plan = build_plans(recipe, ["train.run_name=broken"])[0]

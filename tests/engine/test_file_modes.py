@@ -6,9 +6,9 @@ import stat
 
 import pytest
 
-from mdreg.config.serialize import atomic_write_text
+from mdreg.io import atomic_write_text
 from mdreg.launch.local import LocalExecutor
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.conftest import tiny_recipe
 
 

@@ -7,8 +7,8 @@ from mdreg.engine.checkpoint import load_checkpoint
 from mdreg.engine.distributed import DistEnv
 from mdreg.engine.trainer import Trainer
 from mdreg.launch.local import LocalExecutor
-from mdreg.launch.plan import build_plans
-from mdreg.launch.rundir import prepare, write_stage_config
+from mdreg.runs.plan import build_plans
+from mdreg.runs.rundir import prepare, write_stage_config
 from tests.tiny import write_two_stage_recipe
 
 

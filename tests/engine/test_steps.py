@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from mdreg.engine.optim import build_optimizer, device_kwargs
-from mdreg.engine.ema import EMA
-from mdreg.engine.backends import configure_tf32
-from mdreg.engine.precision import Precision
+from mdreg.engine.optim import EMA
+from mdreg.engine.distributed import configure_tf32
+from mdreg.engine.optim import Precision
 from mdreg.engine.stage import micro_batch_size
 from mdreg.engine.step import set_lr
 from mdreg.errors import ConfigError

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from mdreg.engine.handoff import strip_prefixes
-from mdreg.engine.wrap import ForwardProxy, compile_backend
+from mdreg.engine.step import ForwardProxy, compile_backend
 from tests.conftest import final_state, make_trainer
 
 

@@ -70,7 +70,7 @@ def _pytorch_fid(samples: Path, reference: Path, weights: Path) -> float:
 
 
 def main(argv=None) -> dict:
-    from mdreg.evaluation.evaluator import compute_metrics
+    from mdreg.evaluation.inception_metrics import compute_metrics
     from tests.evaluation.test_fid import _folder, save_random_inception
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from mdreg.evaluation.distances import mmd, sliced_wasserstein
+from mdreg.evaluation.formulas import mmd, sliced_wasserstein
 
 
 def gaussian(n, d, seed, mean=0.0, std=1.0):

@@ -9,15 +9,15 @@ import pytest
 
 from omegaconf import OmegaConf
 
-from mdreg.cli import run_cli
+from mdreg.commands import run_cli
 from mdreg.config import load_config
-from mdreg.evaluation.evaluate_cli import main
-from mdreg.evaluation.evaluate_run import SOURCE, evaluate_run
-from mdreg.evaluation.evaluator import compute_metrics
+from mdreg.commands.evaluate import main
+from mdreg.evaluation.protocol_job import SOURCE, evaluate_run
+from mdreg.evaluation.inception_metrics import compute_metrics
 from mdreg.evaluation.shape_metric import ShapeMetric, to_images
-from mdreg.evaluation.toy_report import report
+from mdreg.evaluation.toy import report
 from mdreg.launch.local import LocalExecutor
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.conftest import tiny_recipe
 from tests.evaluation.test_fid import _folder, random_inception  # noqa: F401  (fixture)
 from tests.tiny import REPO
@@ -113,7 +113,7 @@ def test_bad_requests_are_one_error_line(run, capsys, monkeypatch, args, message
 
 
 def test_untrained_runs_and_non_runs_are_refused(tmp_path, capsys):
-    from mdreg.launch.rundir import prepare
+    from mdreg.runs.rundir import prepare
 
     bare = build_plans(tiny_recipe(tmp_path, name="bare", steps=2), [])[0]
     recipe = tiny_recipe(tmp_path, steps=2, sampler="L('sampler:ddim')(steps=3)")
@@ -166,7 +166,7 @@ def test_toy_protocol_gives_tools_toy_report_numbers(tmp_path):
 
 
 def test_launch_evaluate_trains_then_scores_and_refuses_a_bad_protocol_first(tmp_path, monkeypatch, capsys):
-    from mdreg.launch.cli import main as launch_main
+    from mdreg.commands.launch import main as launch_main
 
     monkeypatch.setenv("MDREG_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MDREG_INCEPTION_WEIGHTS", raising=False)

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from mdreg.cli import run_cli
-from mdreg.evaluation.evaluate_cli import main as evaluate_main
-from mdreg.evaluation.evaluate_run import SOURCE
-from mdreg.launch.cli import main as launch_main
+from mdreg.commands import run_cli
+from mdreg.commands.evaluate import main as evaluate_main
+from mdreg.evaluation.protocol_job import SOURCE
+from mdreg.commands.launch import main as launch_main
 from tests.conftest import tiny_recipe
 from tests.slurm.conftest import local_slurm  # noqa: F401  (starts the local cluster for this module)
 from tests.slurm.slurm_helpers import SMALL_JOB, recorded_jobs, sacct, wait_ended

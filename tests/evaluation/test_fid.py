@@ -20,11 +20,11 @@ import scipy.linalg
 import torch
 from PIL import Image
 
-from mdreg.cli import run_cli
+from mdreg.commands import run_cli
 from mdreg.data.synthetic import render
 from mdreg.errors import UserError
-from mdreg.evaluation.fid import compute_fid, main
-from mdreg.evaluation.metrics import frechet_distance
+from mdreg.commands.fid import compute_fid, main
+from mdreg.evaluation.formulas import frechet_distance
 from mdreg.evaluation.images import image_batches
 from mdreg.evaluation.inception import extract, load_inception
 
@@ -178,7 +178,7 @@ def test_bad_inception_weights_file(tmp_path, content, capsys):
 
 
 def test_metric_selection_errors_before_any_network_pass(tmp_path, random_inception):
-    from mdreg.evaluation.evaluator import compute_metrics
+    from mdreg.evaluation.inception_metrics import compute_metrics
 
     _folder(tmp_path / "s", seed=1, count=3, res=8)
     args = (tmp_path / "s", tmp_path / "s", random_inception)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mdreg.evaluation.grid import save_grid
+from mdreg.engine.sampling import save_grid
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (0, 0, 0)]
 

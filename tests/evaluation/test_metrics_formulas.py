@@ -1,4 +1,4 @@
-"""The metric formulas (mdreg/evaluation/metrics.py) against independent computations:
+"""The metric formulas (mdreg/evaluation/formulas.py) against independent computations:
 scipy/brute-force loops, cases with a known answer, and torch-fidelity's own metric
 functions fed the identical feature arrays (torch-fidelity is in the ``test`` extra)."""
 from __future__ import annotations
@@ -12,8 +12,7 @@ import torch
 from scipy.spatial.distance import cdist
 
 from mdreg.errors import UserError
-from mdreg.evaluation.metrics import (frechet_distance, frechet_distance_to, gaussian_stats, inception_score,
-                                      kernel_inception_distance, precision_recall)
+from mdreg.evaluation.formulas import (frechet_distance, frechet_distance_to, gaussian_stats, inception_score, kernel_inception_distance, precision_recall)
 
 
 def _direct_is(logits: np.ndarray) -> float:

@@ -15,15 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from mdreg.cli import run_cli
+from mdreg.commands import run_cli
 from mdreg.errors import UserError
 from mdreg.evaluation import reference as reference_module
-from mdreg.evaluation.evaluator import compute_metrics
-from mdreg.evaluation.fid import metrics_main
+from mdreg.evaluation.inception_metrics import compute_metrics
+from mdreg.commands.fid import metrics_main
 from mdreg.evaluation.images import image_batches
 from mdreg.evaluation.inception import extract, load_inception, resize_tf1
-from mdreg.evaluation.metrics import (frechet_distance_to, gaussian_stats, inception_score, kernel_inception_distance,
-                                      precision_recall)
+from mdreg.evaluation.formulas import (frechet_distance_to, gaussian_stats, inception_score, kernel_inception_distance, precision_recall)
 from mdreg.evaluation.reference import cache_key, read_stats, write_reference_npz
 from tests.evaluation.test_fid import _folder, random_inception  # noqa: F401  (fixture)
 

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from mdreg.config import apply_overrides, parse_overrides
 from mdreg.errors import ConfigError
 from mdreg.evaluation.protocol import Protocol, sampler_cli
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.tiny import REPO
 
 R = REPO / "recipes"
@@ -103,7 +103,7 @@ def test_bad_protocol_keys_are_one_error_naming_the_key(celebahq, override, mess
 
 
 def test_eval_commands_name_the_one_resumable_job(capsys):
-    from mdreg.launch.cli import main
+    from mdreg.commands.launch import main
 
     assert main([str(R / "quickstart.py"), "--eval-commands"]) == 0
     assert capsys.readouterr().out.splitlines() == ["# default", "python tools/evaluate.py runs/quickstart/default"]

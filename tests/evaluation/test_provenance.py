@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from mdreg import provenance
 from mdreg.engine.distributed import DistEnv
 from mdreg.engine.trainer import Trainer
-from mdreg.launch.plan import build_plans
-from mdreg.launch.rundir import prepare
+from mdreg.runs.plan import build_plans
+from mdreg.runs.rundir import prepare
 from mdreg.reports.diff import diff_runs, format_run_diff
 
 
@@ -96,8 +96,8 @@ def test_meta_start_and_end_events_carry_provenance_and_diff_shows_it(two_runs):
 
 
 def test_diff_of_two_runs_from_the_command_line(two_runs, capsys):
-    from mdreg.cli import run_cli
-    from mdreg.launch.cli import main
+    from mdreg.commands import run_cli
+    from mdreg.commands.launch import main
 
     a, b = two_runs
     assert run_cli(main, ["--diff", str(a), str(b)]) == 0

@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from mdreg.cli import run_cli
+from mdreg.commands import run_cli
 from mdreg.data.transforms import Identity
 from mdreg.errors import ConfigError, UserError
 from mdreg.evaluation import fid
-from mdreg.evaluation.sample_dir import labels_for, main, sample_run, write_npz
-from mdreg.evaluation.sampling import generate
+from mdreg.evaluation.sample_folder import labels_for, main, sample_run, write_npz
+from mdreg.engine.sampling import generate
 from tests.conftest import make_trainer
 from tests.evaluation.test_fid import _folder, random_inception  # noqa: F401  (fixture)
 

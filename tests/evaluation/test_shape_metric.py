@@ -19,12 +19,12 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
-from mdreg.cli import run_cli
+from mdreg.commands import run_cli
 from mdreg.config import L, dump_yaml, instantiate, node
 from mdreg.data.synthetic import Shapes, render
 from mdreg.errors import UserError
 from mdreg.evaluation import shape_classifier as sc
-from mdreg.evaluation.sampling import generate
+from mdreg.engine.sampling import generate
 from mdreg.evaluation.shape_metric import ShapeMetric, applies_to, dataset_settings, main
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 from mdreg.errors import UserError
-from mdreg.evaluation.toy_report import format_table, report
+from mdreg.evaluation.toy import format_table, report
 from mdreg.launch.local import LocalExecutor
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.tiny import REPO
 
 TINY = ["train.max_steps=3", "model.embed_dim=16", "model.depth=1", "model.num_heads=2",

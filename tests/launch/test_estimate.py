@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from mdreg.errors import UserError
 from mdreg.reports.estimate import Device, MacCounter, StageCost, cost_table, estimate_plans
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.tiny import REPO, launch
 
 TABLE1 = REPO / "recipes" / "maskdm_celeba64_table1.py"

@@ -1,5 +1,5 @@
 """--eval-commands: a recipe's evaluation section as sampling + FID commands, per run."""
-from mdreg.launch.cli import main
+from mdreg.commands.launch import main
 from tests.tiny import REPO
 
 R = REPO / "recipes"

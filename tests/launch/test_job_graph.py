@@ -1,6 +1,6 @@
 """The Slurm job graph follows each run's stage tree (no cluster needed)."""
 from mdreg.launch.slurm.job_graph import chain
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.tiny import write_two_stage_recipe
 
 SIBLINGS = """

@@ -2,8 +2,8 @@
 the stage's components and the backbone are built on the meta device when the run is planned."""
 import pytest
 
-from mdreg.cli import run_cli
-from mdreg.launch.cli import main
+from mdreg.commands import run_cli
+from mdreg.commands.launch import main
 from tests.tiny import REPO
 
 QUICK = str(REPO / "recipes" / "quickstart.py")

@@ -5,8 +5,8 @@ import pytest
 
 from mdreg.config import load_config
 from mdreg.errors import UserError
-from mdreg.launch.plan import build_plans
-from mdreg.launch.rundir import prepare, write_stage_config
+from mdreg.runs.plan import build_plans
+from mdreg.runs.rundir import prepare, write_stage_config
 from tests.tiny import write_two_stage_recipe
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mdreg.errors import ConfigError
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.tiny import REPO
 
 QUICK = REPO / "recipes" / "quickstart.py"

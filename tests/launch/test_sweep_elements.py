@@ -3,7 +3,7 @@ import pytest
 
 from mdreg.errors import ConfigError
 from mdreg.launch.local import LocalExecutor
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.tiny import write_two_stage_recipe
 
 GRID = '''

@@ -6,10 +6,10 @@ import argparse
 
 import torch
 
-from mdreg.cli import run_cli
+from mdreg.commands import run_cli
 from mdreg.config import L, instantiate
 from mdreg.models import load_official
-from mdreg.models.convert_cli import main
+from mdreg.commands.convert import main
 from mdreg.registry import BACKBONES
 from tests.models.official_layouts import official_layout
 

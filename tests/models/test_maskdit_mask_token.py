@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from mdreg.config.lazy import target_ref
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from mdreg.masking import visible_ids
 from mdreg.models import load_official, to_official
 from mdreg.registry import BACKBONES, MASKERS

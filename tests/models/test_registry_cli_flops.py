@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from mdreg.errors import RegistryError, ConfigError
-from mdreg.registry_cli import main
+from mdreg.commands.registry import main
 
 
 def test_show_flops_prints_table_params_and_gmacs(capsys):

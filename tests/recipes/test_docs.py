@@ -1,7 +1,7 @@
 """docs/recipes.md lists every recipe and every sweep element with its paper number."""
 import pytest
 
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.recipes.tiny_overrides import RECIPES, REPO
 
 DOC = (REPO / "docs" / "recipes.md").read_text()

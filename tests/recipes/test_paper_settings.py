@@ -3,7 +3,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mdreg.config.lazy import target_ref
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.recipes.tiny_overrides import REPO
 
 

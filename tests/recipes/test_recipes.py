@@ -9,9 +9,9 @@ import pytest
 
 from mdreg.config import load_config, load_recipe, save_config
 from mdreg.config.tree import to_plain
-from mdreg.launch.cli import main
+from mdreg.commands.launch import main
 from mdreg.launch.local import LocalExecutor
-from mdreg.launch.plan import build_plans
+from mdreg.runs.plan import build_plans
 from tests.recipes.tiny_overrides import RECIPES, REPO, tiny_overrides
 
 

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mdreg.cli import run_cli
+from mdreg.commands import run_cli
 from mdreg.engine.distributed import DistEnv
 from mdreg.engine.trainer import Trainer
-from mdreg.evaluation.evaluate_run import evaluate_run
+from mdreg.evaluation.protocol_job import evaluate_run
 from mdreg.launch.local import LocalExecutor
-from mdreg.launch.plan import build_plans
-from mdreg.launch.rundir import prepare, write_stage_config
+from mdreg.runs.plan import build_plans
+from mdreg.runs.rundir import prepare, write_stage_config
 from mdreg.reports.estimate import estimate_plans
 from mdreg.reports.plots import SMOOTHING, ema_smooth
 from mdreg.reports.reproduction import main

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from mdreg.reports.run_records import read_stage
+from mdreg.runs.records import read_stage
 
 
 def write(stage_dir, records):

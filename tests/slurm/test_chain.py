@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slurm
 @pytest.fixture(scope="module")
 def submitted(tmp_path_factory):
     """Submit with --wait (the module's tests share the one submission)."""
-    from mdreg.cli import run_cli
-    from mdreg.launch.cli import main
+    from mdreg.commands import run_cli
+    from mdreg.commands.launch import main
 
     root = tmp_path_factory.mktemp("chain")
     args = ["recipes/quickstart.py", *TINY, f"train.output_root={root}", "train.run_name=tiny",

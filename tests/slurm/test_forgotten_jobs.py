@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from mdreg.launch.slurm.records import JobRecord, append_submission
-from mdreg.launch.slurm.status import query
+from mdreg.runs.jobs import JobRecord, append_submission
+from mdreg.runs.queue import query
 
 pytestmark = pytest.mark.slurm
 NEVER_SUBMITTED = "987654"

@@ -13,7 +13,7 @@ returns once sbatch has accepted everything (``--wait`` then follows the jobs).
 * before sbatch runs: the client tools, the partition and its GPUs are checked, every run
   directory gets its ``config.yaml`` (a different existing run there is an error), and a
   run whose earlier jobs are still queued or running, or that a live launch holds
-  (``RUN_DIR/.lock``, :mod:`mdreg.launch.run_lock`), is refused. If sbatch refuses a later
+  (``RUN_DIR/.lock``, :mod:`mdreg.runs.lock`), is refused. If sbatch refuses a later
   job of the chain, the jobs already submitted are cancelled.
 * relaunching: complete stages get no job, and runs with nothing left are not resubmitted
   (:mod:`mdreg.launch.slurm.remaining`), so relaunching a sweep resubmits only its
@@ -36,17 +36,17 @@ from submitit.core.utils import FailedJobError, JobPaths
 
 from mdreg.engine.stage import micro_batch_size
 from mdreg.errors import ConfigError, UserError
-from mdreg.launch.plan import RunPlan
-from mdreg.launch.rundir import prepare, write_stage_config
-from mdreg.launch.run_lock import check_free
+from mdreg.runs.plan import RunPlan
+from mdreg.runs.rundir import prepare, write_stage_config
+from mdreg.runs.lock import check_free
 from mdreg.launch.slurm.cluster import check_cluster, outside_job_env, require_slurm_client
 from mdreg.launch.slurm.job_graph import JobGroup, chain, describe_graph
-from mdreg.launch.slurm.records import JobRecord, append_submission, latest_jobs
+from mdreg.runs.jobs import JobRecord, append_submission, latest_jobs
 from mdreg.launch.slurm.remaining import complete_stages, describe_complete
 from mdreg.launch.slurm.sbatch import python_path_setup, sbatch_parameters, sbatch_script, submitit_executor
 from mdreg.launch.slurm.settings import SlurmSettings, slurm_settings
 from mdreg.launch.slurm.stage_job import StageJob
-from mdreg.launch.slurm.status import query
+from mdreg.runs.queue import query
 
 LOGS = "slurm-logs"
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mdreg.launch.plan import RunPlan
+from mdreg.runs.plan import RunPlan
 
 
 @dataclass

@@ -17,7 +17,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from mdreg.launch.plan import RunPlan
+from mdreg.runs.plan import RunPlan
 
 _STEP = re.compile(r"^step_(\d+)\.pt$")
 

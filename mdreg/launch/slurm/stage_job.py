@@ -6,7 +6,7 @@ submitted. Each task joins torch.distributed through
 :func:`mdreg.engine.distributed.setup_from_slurm` (submitit's JobEnvironment gives rank,
 local rank, world size and the master address/port). Preemption: see :mod:`mdreg.launch.slurm.preemption`.
 
-Global rank 0 holds the run's lock while the job trains (:mod:`mdreg.launch.run_lock`, with
+Global rank 0 holds the run's lock while the job trains (:mod:`mdreg.runs.lock`, with
 the job id: a requeued run of the same job takes over what its earlier run left; another
 job or a local launch holding the run makes this job fail at once with the holder's name).
 A rank that dies makes the others fail with
@@ -53,9 +53,9 @@ class StageJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict[str, dict]:
         from mdreg.config import load_config
-        from mdreg.engine.backends import configure_process
+        from mdreg.engine.distributed import configure_process
         from mdreg.engine.distributed import collective_failures_explained, setup_from_slurm
-        from mdreg.launch.run_lock import hold, slurm_job_id
+        from mdreg.runs.lock import hold, slurm_job_id
 
         use_allocated_cpus()
         cfg = load_config(Path(self.run_dir) / "config.yaml")

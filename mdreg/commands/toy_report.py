@@ -1,0 +1,19 @@
+"""``python tools/toy_report.py RECIPE [overrides]``: the Figure-1 toy runs measured and drawn
+(:mod:`mdreg.reports.toy`)."""
+from __future__ import annotations
+
+import argparse
+
+from mdreg.reports import toy
+from mdreg.reports.toy import format_table, report
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="tools/toy_report.py", description=toy.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recipe", help="recipes/toy_swissroll.py or recipes/toy_rose.py")
+    p.add_argument("overrides", nargs="*", help="the overrides the runs were launched with (e.g. train.seed=0,1,2)")
+    p.add_argument("--verbose", "-v", action="store_true")
+    args = p.parse_args(argv)
+    print(format_table(report(args.recipe, args.overrides)))
+    return 0

@@ -1,0 +1,236 @@
+"""From a recipe and command-line arguments to the runs to execute ("plans").
+
+A plan is everything an executor needs: the resolved config tree, the run directory
+``<output_root>/<recipe>/<run name>/`` and the ordered stages with their steps, batch,
+folders and parent stage. Sweeps (``--sweep`` or swept overrides ``key=a,b``, and a
+recipe's declared ``sweep``, see :mod:`mdreg.runs.sweep`) expand into one plan per
+element, each with its own run name and directory; ``only`` keeps the named elements.
+
+Run names: ``train.run_name`` when the command line (or the recipe) sets it (a sweep
+element appends its name and swept values: ``demo,seed=1``); a declared element's
+``_name_``; ``default`` for the recipe as written. Command-line overrides are
+appended (``m50_block2,max_steps=50``) so that the same command always maps to the same
+directory (relaunching resumes) and a different command never overwrites another run. An
+undeclared sweep element's swept values come first (``seed=2,max_steps=50``) because a name
+over 80 characters keeps its first 60 and a hash of the rest.
+``launch.*``, ``evaluation.*``, ``paths.*`` (where the data lives on this machine) and other keys
+that do not change training (logging and checkpoint cadence, loader workers, device) stay out
+of names (:data:`NAME_EXCLUDED`).
+
+Stage order and parents: stages run in the order the recipe declares them. A stage's
+``init_from`` may name ``"previous"`` or any EARLIER stage, so the stages form a tree: MaskDiT's
+two unmasking tunings both start from ``main`` (siblings), MaskDM Table 3's two
+fine-tunings both start from ``pretrain``. :attr:`StagePlan.parent` is that stage (None
+for a fresh start or an external checkpoint file); executors chain jobs on it (Slurm:
+``afterok`` on the parent only, so siblings may run in parallel).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mdreg.config import apply_overrides, load_recipe, parse_overrides
+from mdreg.config.serialize import check_serialisable
+from mdreg.config.tree import check_interpolations
+from mdreg.config.overrides import Override
+from mdreg.engine.stage import effective_steps, stage_parent
+from mdreg.errors import ConfigError
+
+# where and how a run executes, logs and keeps checkpoints; not what it trains (its RNG is
+# keyed by step, so checkpoint cadence and workers do not change a single number)
+NAME_EXCLUDED = ("launch.", "evaluation.", "paths.", "train.output_root", "train.run_name", "train.device",
+                 "train.num_workers", "train.log_every", "train.ckpt_every", "train.keep_last",
+                 "train.milestone_every")
+
+
+@dataclass
+class StagePlan:
+    name: str
+    steps: int
+    batch_size: int
+    folder: Path
+    init_from: str | None = None
+    parent: str | None = None  # the earlier stage whose weights this one starts from
+    grad_accum: int = 1
+
+
+@dataclass
+class RunPlan:
+    recipe: Path
+    recipe_name: str
+    run_name: str
+    run_dir: Path
+    cfg: DictConfig
+    overrides: list[str]
+    stages: list[StagePlan]
+    notes: list[str] = field(default_factory=list)
+    sweep_values: dict[str, object] = field(default_factory=dict)
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"[^A-Za-z0-9_.,=+-]+", "-", text).strip("-")
+    if len(text) > 80:
+        text = text[:60] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
+    return text or "default"
+
+
+def changes_training(key: str) -> bool:
+    """False for the keys that say where and how a run executes (``NAME_EXCLUDED``), not what
+    it trains: they stay out of run names, and a resumed run may change them."""
+    return not any(key == e or key.startswith(e) for e in NAME_EXCLUDED)
+
+
+def _names_run(text: str) -> bool:
+    return changes_training(text.lstrip("+~").split("=")[0])
+
+
+def run_name_for(overrides: list[str], base: str | None = None) -> str:
+    """``base`` (a sweep element's name) followed by the overrides that change training."""
+    parts = [base] if base else []
+    for text in overrides:
+        if _names_run(text):
+            name = re.sub(r"^(train|stages)\.", "", text.lstrip("+~"))
+            parts.append(f"del-{name}" if text.startswith("~") else name)  # ~stages.pretrain -> del-pretrain
+    return _slug(",".join(parts)) if parts else "default"
+
+
+def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
+    """One StagePlan per declared stage, each stage built on the ``meta`` device first
+    (:func:`mdreg.engine.parts.check_stage`): a bad value fails here, naming its key."""
+    from mdreg.engine.parts import check_stage
+
+    if "stages" not in cfg or not cfg.stages:
+        raise ConfigError("the recipe has no stages (stages = dict(name=L('stage:train')(...)))")
+    plans = []
+    for name in cfg.stages.keys():
+        node = cfg.stages[name]
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"stages.{name} is {_shown(node)}, not a stage; drop a stage with ~stages.{name} "
+                              f"(and its followers' init_from)")
+        for key in ("steps", "batch_size"):
+            if key not in node:
+                raise ConfigError(f"stages.{name}.{key} is required")
+        check_stage(cfg, name)
+        init = node.get("init_from")
+        init = init if isinstance(init, str) or init is None else str(OmegaConf.to_container(init))
+        plans.append(StagePlan(name, effective_steps(cfg, name), int(node.batch_size), run_dir / name, init,
+                               stage_parent(cfg, name), int(node.get("grad_accum", 1))))
+    return plans
+
+
+def make_plan(recipe: Path, cfg: DictConfig, overrides: list[str], notes: list[str],
+              sweep_values: dict | None = None, run_name: str | None = None) -> RunPlan:
+    from mdreg.engine.stage import TrainSettings
+
+    check_interpolations(cfg)
+    TrainSettings.from_config(cfg.train)
+    check_serialisable(cfg)  # config.yaml must be writable: a lambda fails the dry run too, naming its key
+    recipe_name = recipe.stem
+    run_name = run_name or cfg.train.get("run_name") or run_name_for(overrides)
+    root = Path(cfg.train.get("output_root") or "runs")
+    run_dir = root / recipe_name / str(run_name)
+    return RunPlan(recipe, recipe_name, str(run_name), run_dir, cfg, list(overrides), stage_plans(cfg, run_dir),
+                   notes, dict(sweep_values or {}))
+
+
+def _under(key: str, prefixes: list[str]) -> str | None:
+    return next((p for p in prefixes if key == p or key.startswith(p + ".")), None)
+
+
+def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = (),
+                only: list[str] | None = None) -> list[RunPlan]:
+    """Load ``recipe``, apply ``args`` (overrides, possibly swept) and ``sweep_args``; one
+    plan per sweep element (a single plan without sweeps). ``only``: run just the declared
+    sweep elements with these ``_name_``s."""
+    from mdreg.runs.sweep import expand
+
+    recipe = Path(recipe)
+    base = load_recipe(recipe)
+    parsed = parse_overrides(list(args))
+    swept = parse_overrides(list(sweep_args))
+    if swept.overrides:
+        raise ConfigError(f"--sweep {swept.overrides[0].text!r} has a single value; sweeps are key=a,b,c")
+    cli_names_run = any(o.key == "train.run_name" for o in parsed.overrides)
+    plans = []
+    for element in expand(base, parsed.sweeps + swept.sweeps, only):
+        cfg = copy.deepcopy(base)
+        notes: list[str] = []
+        cli: list[Override] = []
+        for ov in [*parsed.overrides, *element.swept]:
+            gone = _under(ov.key, element.deleted)
+            if gone:
+                notes.append(f"{element.name or 'this sweep element'}: {ov.text} not applied ({gone} is removed "
+                             f"by the sweep element)")
+            else:
+                cli.append(ov)
+        everything = [*element.declared, *cli]
+        if everything:
+            notes += apply_overrides(cfg, everything)
+        if "sweep" in cfg:
+            with_sweep_removed(cfg)
+        _require_train(cfg)
+        # swept values lead: they tell the elements apart, and a long name is cut at its end
+        swept_texts = [o.text for o in element.swept]
+        # the fixed overrides sorted: the same overrides in another order are the same run
+        cli_texts = [*swept_texts, *sorted(o.text for o in cli if o.text not in swept_texts)]
+        run_name = None
+        if cli_names_run and (element.swept or element.name is not None):
+            # train.run_name=NAME names the whole sweep: each element appends its own values
+            own = ([element.name] if element.name is not None else []) + [o.text for o in element.swept]
+            run_name = run_name_for(own, base=str(cfg.train.run_name))
+        elif not cli_names_run and element.name is not None:
+            run_name = run_name_for(cli_texts, base=element.name)
+        elif not cli_names_run and not cfg.train.get("run_name"):
+            run_name = run_name_for([*swept_texts, *(o.text for o in element.declared), *cli_texts[len(swept_texts):]])
+        if element.name is not None and run_name is not None:  # the config records its cell's run name
+            with open_dict(cfg.train):
+                cfg.train.run_name = run_name
+        plans.append(make_plan(recipe, cfg, [o.text for o in everything], notes, element.values, run_name))
+    _check_distinct(plans)
+    return plans
+
+
+def _check_distinct(plans: list[RunPlan]) -> None:
+    seen: dict[Path, RunPlan] = {}
+    for plan in plans:
+        if plan.run_dir in seen:
+            other = seen[plan.run_dir]
+            differ = sorted(k for k in {*plan.sweep_values, *other.sweep_values}
+                            if plan.sweep_values.get(k) != other.sweep_values.get(k))
+            if not differ:
+                why = "they are the same run (a swept value is repeated, e.g. 0.5,0.50); drop the duplicate"
+            elif not any(_names_run(f"{k}=") for k in differ):
+                why = (f"they differ only in {', '.join(differ)}, which run names leave out "
+                       f"({', '.join(NAME_EXCLUDED)} do not change what is trained)")
+            else:
+                why = "train.run_name names them all; do not set it for a sweep (each run gets its own name)"
+            raise ConfigError(f"{len(plans)} runs of this sweep would share the run directory {plan.run_dir}: {why}")
+        seen[plan.run_dir] = plan
+
+
+def with_sweep_removed(cfg: DictConfig) -> None:
+    """A sweep element's config no longer carries the sweep declaration."""
+    with open_dict(cfg):
+        del cfg["sweep"]
+
+
+def _shown(value) -> str:
+    return "null" if value is None else repr(value)
+
+
+def _require_train(cfg: DictConfig) -> None:
+    for key in ("train", "model", "data", "stages"):
+        if key not in cfg:
+            raise ConfigError(f"the recipe defines no {key!r} (every recipe needs train, model, data and stages; "
+                              f"see recipes/quickstart.py)")
+        if not isinstance(cfg[key], DictConfig):
+            raise ConfigError(f"{key} is {_shown(cfg[key])}, but it must be a mapping (as in recipes/quickstart.py); "
+                              f"override its keys ({key}.KEY=VALUE) instead of replacing it")
+
+
+__all__ = ["RunPlan", "StagePlan", "build_plans", "changes_training", "make_plan", "run_name_for", "Override"]

@@ -1,0 +1,163 @@
+"""What a run directory says about itself: its plan, and per stage the steps done, the state,
+the launches (time and devices spent), the loss curve and the evaluation records.
+
+Everything comes from files the run writes (``config.yaml``, ``meta.yaml``, each stage's
+``metrics.jsonl`` and ``checkpoints/``), so it works on finished, running, stopped and
+never-started runs alike, and on any machine. Evaluation records are the trainer's
+(``stages.NAME.evaluate``: ``event: evaluation`` at ``step``) and tools/evaluate.py's
+(``source: tools/evaluate.py`` at ``checkpoint_step``).
+
+Time spent: each ``start`` event opens a launch that closes at the next ``end``, ``stopped``
+or ``diverged`` event, else at its last record (a killed or still running process; the next
+launch's ``resume``/``init_from`` lines are not its own). Device-seconds = wall x world size
+(GPU-seconds when the launch saw GPUs and ``train.device`` is not ``cpu``); CPU launches also
+count core-seconds = wall x world size x torch threads (``provenance.cpu_threads``, 1 when the
+run predates provenance).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from mdreg.config import load_config
+from mdreg.engine.checkpoint import CheckpointManager
+from mdreg.errors import UserError
+from mdreg.evaluation.protocol_job import SOURCE
+from mdreg.runs.plan import RunPlan, stage_plans
+
+CLOSING = ("end", "stopped", "diverged")
+OPENING = ("resume", "init_from", "skipped_checkpoint")  # written by the next launch, before its start
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a jsonl file ([] if missing); lines that do not parse are skipped."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / "config.yaml").is_file()
+
+
+def plan_of_run(run_dir: str | Path) -> RunPlan:
+    """The plan of an existing run directory (its config.yaml and meta.yaml; wherever it lies now)."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
+    cfg = load_config(run_dir / "config.yaml")
+    meta = OmegaConf.to_container(OmegaConf.load(run_dir / "meta.yaml")) if (run_dir / "meta.yaml").is_file() else {}
+    recipe = Path(str(meta.get("recipe") or f"{run_dir.parent.name}.py"))
+    return RunPlan(recipe, run_dir.parent.name, run_dir.name, run_dir, cfg, list(meta.get("overrides") or []),
+                   stage_plans(cfg, run_dir), [], dict(meta.get("sweep_values") or {}))
+
+
+@dataclass
+class Launch:
+    """One process start of a stage (a launch, resume or requeue)."""
+
+    start: float
+    end: float
+    step_from: int
+    step_to: int
+    world_size: int
+    gpu: bool
+    threads: int
+    closed_by: str | None  # end | stopped | diverged | None (killed, or still running)
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def wall_s(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass
+class StageRecord:
+    name: str
+    total: int
+    done: int = 0
+    state: str = "not started"   # done | running | stopped | diverged | not started
+    launches: list[Launch] = field(default_factory=list)
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)   # {step, scores, source, record}
+
+    def seconds(self, gpu: bool | None = None) -> float:
+        """Device-seconds (wall x world size) of the launches on GPUs (True), CPUs (False) or all."""
+        return sum(l.wall_s * l.world_size for l in self.launches if gpu is None or l.gpu == gpu)
+
+    def core_seconds(self) -> float:
+        return sum(l.wall_s * l.world_size * l.threads for l in self.launches if not l.gpu)
+
+    def wall_seconds(self) -> float:
+        return sum(l.wall_s for l in self.launches)
+
+
+def read_stage(stage_dir: Path, total: int, cpu_only: bool = False) -> StageRecord:
+    """The record of the stage in ``stage_dir`` (``total``: its planned steps)."""
+    rec = StageRecord(stage_dir.name, total)
+    events = read_jsonl(stage_dir / "metrics.jsonl")
+    ckpt_steps = CheckpointManager(stage_dir / "checkpoints").steps()
+    trainer = [e for e in events if e.get("source") != SOURCE]  # the trainer's own lines
+    rec.done = max([*ckpt_steps, *(int(e["step"]) for e in trainer if isinstance(e.get("step"), int))], default=0)
+    current: Launch | None = None
+    last_time = None
+    for e in trainer:
+        kind, t = e.get("event"), float(e.get("time", 0.0))
+        if kind == "start":
+            if current is not None:
+                current.end = last_time or current.start
+                rec.launches.append(current)
+            prov = e.get("provenance") or {}
+            current = Launch(t, t, int(e.get("step", 0)), int(e.get("step", 0)), int(e.get("world_size", 1)),
+                             not cpu_only and int((prov.get("gpus") or {}).get("count", 0)) > 0,
+                             int(prov.get("cpu_threads", 1) or 1), None, prov)
+        elif kind in OPENING:
+            continue
+        elif current is not None:
+            current.end = t
+            current.step_to = int(e.get("step", current.step_to))
+            if kind in CLOSING:
+                current.closed_by = kind
+                rec.launches.append(current)
+                current = None
+        last_time = t
+        if "loss" in e and isinstance(e.get("step"), int):
+            rec.losses.append((int(e["step"]), float(e["loss"])))
+    for e in events:
+        if e.get("event") == "evaluation" and isinstance(e.get("scores"), dict):
+            ours = e.get("source") == SOURCE
+            rec.evals.append({"step": int(e["checkpoint_step"] if ours else e["step"]), "scores": e["scores"],
+                              "source": SOURCE if ours else "stage evaluate", "record": e})
+    if current is not None:
+        rec.launches.append(current)
+    last = rec.launches[-1] if rec.launches else None
+    if rec.done >= total and (last is None or last.closed_by in ("end", None)) and (last or ckpt_steps):
+        rec.state = "done"
+    elif last is not None:
+        rec.state = {"stopped": "stopped", "diverged": "diverged"}.get(last.closed_by or "", "running")
+    elif ckpt_steps:
+        rec.state = "stopped"
+    return rec
+
+
+def read_run(plan: RunPlan) -> dict[str, StageRecord]:
+    """``{stage: StageRecord}`` of every planned stage of ``plan`` (in order)."""
+    cpu_only = str(plan.cfg.train.get("device", "auto")) == "cpu"
+    return {s.name: read_stage(plan.run_dir / s.name, s.steps, cpu_only) for s in plan.stages}
+
+
+def latest_grid(stage_dir: Path) -> Path | None:
+    """The newest sample grid PNG of a stage (``samples/step_*.png``), or None."""
+    grids = sorted((stage_dir / "samples").glob("step_*.png"))
+    return grids[-1] if grids else None

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_each_tool_calls_a_declared_entry_point():
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.value.startswith("mdreg.")}
     for tool in sorted((REPO / "tools").glob("*.py")):
-        name = re.search(r"^from mdreg\.cli import (\w+)$", tool.read_text(), re.M)
+        name = re.search(r"^from mdreg\.commands import (\w+)$", tool.read_text(), re.M)
         assert name, f"{tool.name} should be 'from mdreg.commands import ENTRY' and call it"
         assert f"mdreg.commands:{name.group(1)}" in scripts.values(), f"{tool.name}: no console script runs {name.group(1)}"
         assert callable(getattr(mdreg.commands, name.group(1)))

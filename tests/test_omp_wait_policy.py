@@ -25,6 +25,6 @@ def test_mdreg_sets_it_before_importing_torch():
              "    if name == 'torch' and 'torch' not in sys.modules:\n"
              "        print('torch with', os.environ.get('OMP_WAIT_POLICY'))\n"
              "    return real(name, *a, **k)\n"
-             "builtins.__import__ = spy\nimport mdreg")
+             "builtins.__import__ = spy\nimport mdreg.rng")  # a module that needs torch
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[0] == "torch with PASSIVE"

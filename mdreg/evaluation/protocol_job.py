@@ -33,16 +33,15 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from mdreg.config import apply_overrides, load_config, parse_overrides
-from mdreg.io import atomic_write_text
+from mdreg.io import append_jsonl, atomic_write_text
 from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name
-from mdreg.io import repair_jsonl
 from mdreg.errors import UserError
 from mdreg.evaluation.protocol import Protocol, sampler_cli
 from mdreg.evaluation.sample_folder import npz_count, sample_run, stream_images
 from mdreg.runs.lock import hold, slurm_job_id
+from mdreg.runs.records import SOURCE, evaluation_records
 from mdreg.provenance import collect
 
-SOURCE = "tools/evaluate.py"
 
 
 def run_protocol(run_dir: Path, overrides: list[str] = (), stage: str | None = None):
@@ -82,27 +81,6 @@ def checkpoints(cfg, stage_dir: Path, which: str | None) -> list[tuple[int, Path
         raise UserError(f"--checkpoint {which}: stage {stage_dir.name!r} keeps the checkpoints of steps "
                         f"{', '.join(map(str, steps))}")
     return [(int(which), manager.folder / checkpoint_name(int(which)))]
-
-
-def recorded(metrics: Path) -> dict[str, dict]:
-    """``{eval_id: record}`` of tools/evaluate.py's records in a metrics.jsonl."""
-    out = {}
-    if metrics.is_file():
-        for line in metrics.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("source") == SOURCE and record.get("eval_id"):
-                out[record["eval_id"]] = record
-    return out
-
-
-def append_record(metrics: Path, record: dict) -> None:
-    """One line at the end of the stage's metrics.jsonl (a cut-off last line is dropped first)."""
-    repair_jsonl(metrics)
-    with open(metrics, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
 
 
 def subset_npz(folder: Path, n: int) -> Path:
@@ -214,7 +192,7 @@ def score_checkpoints(run_dir: Path, p: Protocol, scorer: "Scorer", chosen: list
                       echo) -> list[dict]:
     """Each chosen checkpoint's scores at each sample count, recorded once (resumable)."""
     stage_dir = run_dir / p.stage
-    metrics, done, out = stage_dir / "metrics.jsonl", recorded(stage_dir / "metrics.jsonl"), []
+    metrics, done, out = stage_dir / "metrics.jsonl", evaluation_records(stage_dir), []
     for step, path in chosen:
         folder = stage_dir / "eval" / p.folder_name() / f"step_{step:08d}"
         todo = {n: f"{p.digest()}-step{step}-n{n}" for n in p.num_samples}
@@ -231,7 +209,7 @@ def score_checkpoints(run_dir: Path, p: Protocol, scorer: "Scorer", chosen: list
                 record["eval_id"] = eval_id
                 folder.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(result_file, json.dumps(record, indent=1, default=str) + "\n")
-            append_record(metrics, json.loads(json.dumps(record, default=str)))
+            append_jsonl(metrics, record)
             done[eval_id] = record
             echo(f"[evaluate] {p.stage} step {step} N={n}: {_shown(record['scores'])} -> {result_file}")
             out.append(record)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdreg.errors import UserError
-from mdreg.evaluation.protocol_job import SOURCE as EVALUATE
+from mdreg.runs.records import SOURCE as EVALUATE
 from mdreg.evaluation.protocol import Protocol
 from mdreg.runs.plan import RunPlan
 from mdreg.reports.estimate import Device, MacCounter, StageCost, estimate_plans

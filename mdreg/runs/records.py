@@ -16,7 +16,6 @@ run predates provenance).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,26 +24,12 @@ from omegaconf import OmegaConf
 from mdreg.config import load_config
 from mdreg.engine.checkpoint import CheckpointManager
 from mdreg.errors import UserError
-from mdreg.evaluation.protocol_job import SOURCE
+from mdreg.io import read_jsonl
 from mdreg.runs.plan import RunPlan, stage_plans
 
+SOURCE = "tools/evaluate.py"  # the ``source`` of tools/evaluate.py's evaluation records
 CLOSING = ("end", "stopped", "diverged")
 OPENING = ("resume", "init_from", "skipped_checkpoint")  # written by the next launch, before its start
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a jsonl file ([] if missing); lines that do not parse are skipped."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -161,3 +146,9 @@ def latest_grid(stage_dir: Path) -> Path | None:
     """The newest sample grid PNG of a stage (``samples/step_*.png``), or None."""
     grids = sorted((stage_dir / "samples").glob("step_*.png"))
     return grids[-1] if grids else None
+
+
+def evaluation_records(stage_dir: Path) -> dict[str, dict]:
+    """``{eval_id: record}`` of tools/evaluate.py's records in a stage's metrics.jsonl."""
+    return {r["eval_id"]: r for r in read_jsonl(Path(stage_dir) / "metrics.jsonl")
+            if r.get("source") == SOURCE and r.get("eval_id")}

@@ -98,7 +98,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_encoder_meta_identifies_the_images(tmp_path):
     from PIL import Image
 
-    from mdreg.commands.encode_latents import source_meta
+    from mdreg.data.latents import source_meta
     from mdreg.data.image_folder import ImageFolder
 
     for i in range(8):

@@ -45,8 +45,8 @@ def _worker(rank: int, recipe: str, port: int, stop_at: int | None, use_slurm_va
         os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                           MASTER_PORT=str(port))
     import tests.engine.objectives  # noqa: F401
-    from mdreg.engine import ddp
-    from mdreg.engine.distributed import setup, teardown
+    from mdreg.engine import distributed as ddp
+    from mdreg.engine.distributed import setup
     from mdreg.engine.trainer import Trainer
     from mdreg.runs.plan import build_plans
     from mdreg.runs.rundir import prepare
@@ -69,7 +69,7 @@ def _worker(rank: int, recipe: str, port: int, stop_at: int | None, use_slurm_va
         trainer.train_step = stepping
     result = trainer.fit()
     ddp.barrier()
-    teardown()
+    torch.distributed.destroy_process_group()
     expect = stop_at if stop_at is not None else STEPS
     assert result["step"] == expect, (rank, result)
 

@@ -162,7 +162,7 @@ def _rank(rank: int, recipe: str, port: int, mount: str, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
-    from mdreg.engine.distributed import setup, teardown
+    from mdreg.engine.distributed import setup
     from mdreg.engine.trainer import Trainer
     from mdreg.errors import UserError
     from mdreg.runs.plan import build_plans
@@ -184,7 +184,7 @@ def _rank(rank: int, recipe: str, port: int, mount: str, out: str) -> None:
     except UserError as exc:
         outcome = f"{type(exc).__name__}: {exc}"
     Path(out, f"rank{rank}.txt").write_text(f"{trainer.step}\n{outcome}")
-    teardown()
+    torch.distributed.destroy_process_group()
 
 
 def test_every_rank_stops_when_rank_0_cannot_write_the_checkpoint(tmp_path):

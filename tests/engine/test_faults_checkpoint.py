@@ -156,7 +156,7 @@ def _rank(rank: int, recipe: str, port: int, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
-    from mdreg.engine.distributed import setup, teardown
+    from mdreg.engine.distributed import setup
     from mdreg.engine.trainer import Trainer
     from mdreg.runs.plan import build_plans
 
@@ -167,7 +167,7 @@ def _rank(rank: int, recipe: str, port: int, out: str) -> None:
     weights = trainer.parts.model.state_dict()
     torch.save({"step": trainer.step, "events": [e["event"] for e in events], "weights": weights},
                f"{out}/rank{rank}.pt")
-    teardown()
+    torch.distributed.destroy_process_group()
 
 
 def test_every_rank_resumes_from_the_same_checkpoint_and_only_rank_0_renames(recipe_factory, tmp_path):

@@ -12,10 +12,11 @@ from omegaconf import OmegaConf
 from mdreg.commands import run_cli
 from mdreg.config import load_config
 from mdreg.commands.evaluate import main
-from mdreg.evaluation.protocol_job import SOURCE, evaluate_run
+from mdreg.evaluation.protocol_job import evaluate_run
+from mdreg.runs.records import SOURCE
 from mdreg.evaluation.inception_metrics import compute_metrics
 from mdreg.evaluation.shape_metric import ShapeMetric, to_images
-from mdreg.evaluation.toy import report
+from mdreg.reports.toy import report
 from mdreg.launch.local import LocalExecutor
 from mdreg.runs.plan import build_plans
 from tests.conftest import tiny_recipe

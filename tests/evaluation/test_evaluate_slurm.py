@@ -9,7 +9,7 @@ import pytest
 
 from mdreg.commands import run_cli
 from mdreg.commands.evaluate import main as evaluate_main
-from mdreg.evaluation.protocol_job import SOURCE
+from mdreg.runs.records import SOURCE
 from mdreg.commands.launch import main as launch_main
 from tests.conftest import tiny_recipe
 from tests.slurm.conftest import local_slurm  # noqa: F401  (starts the local cluster for this module)

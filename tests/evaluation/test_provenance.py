@@ -54,7 +54,9 @@ def test_collect_describes_this_process(monkeypatch):
     assert info["torch"] == torch.__version__ and info["python"].count(".") == 2 and info["mdreg"] == "0.1.0"
     assert info["gpus"]["count"] == torch.cuda.device_count() and info["cpu_threads"] == torch.get_num_threads()
     json.dumps(info)  # plain data
-    assert provenance.with_ranks(info)["hosts"] == [socket.gethostname()]
+    from mdreg.engine.monitor import with_ranks
+
+    assert with_ranks(info)["hosts"] == [socket.gethostname()]
     assert provenance.flatten({"a": {"b": 1}, "c": [1, 2]}) == {"a.b": 1, "c": [1, 2]}
 
 
@@ -111,8 +113,8 @@ def _rank(rank: int, recipe: str, port: int) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), MDREG_FAKE_HOST=f"host{rank}")
-    from mdreg.engine import ddp
-    from mdreg.engine.distributed import setup, teardown
+    from mdreg.engine import distributed as ddp
+    from mdreg.engine.distributed import setup
 
     socket.gethostname = lambda: os.environ["MDREG_FAKE_HOST"]  # each rank its own "node"
     env = setup("cpu")
@@ -121,7 +123,7 @@ def _rank(rank: int, recipe: str, port: int) -> None:
         prepare(plan)
     ddp.barrier()
     Trainer.for_stage(plan.cfg, "main", plan.run_dir, env).fit()
-    teardown()
+    torch.distributed.destroy_process_group()
 
 
 @pytest.mark.slow  # two spawned processes import torch and mdreg: ~25 s on 2 busy cores

@@ -12,8 +12,9 @@ from PIL import Image
 from mdreg.commands import run_cli
 from mdreg.data.transforms import Identity
 from mdreg.errors import ConfigError, UserError
-from mdreg.evaluation import fid
-from mdreg.evaluation.sample_folder import labels_for, main, sample_run, write_npz
+from mdreg.commands import fid
+from mdreg.commands.sample import main
+from mdreg.evaluation.sample_folder import labels_for, sample_run, write_npz
 from mdreg.engine.sampling import generate
 from tests.conftest import make_trainer
 from tests.evaluation.test_fid import _folder, random_inception  # noqa: F401  (fixture)

@@ -25,7 +25,8 @@ from mdreg.data.synthetic import Shapes, render
 from mdreg.errors import UserError
 from mdreg.evaluation import shape_classifier as sc
 from mdreg.engine.sampling import generate
-from mdreg.evaluation.shape_metric import ShapeMetric, applies_to, dataset_settings, main
+from mdreg.commands.shape_fid import main
+from mdreg.evaluation.shape_metric import ShapeMetric, applies_to, dataset_settings
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = dict(num_images=4096, seed=0, max_shapes=1, size_range=(0.25, 0.42))

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from mdreg.errors import UserError
-from mdreg.evaluation.toy import format_table, report
+from mdreg.reports.toy import format_table, report
 from mdreg.launch.local import LocalExecutor
 from mdreg.runs.plan import build_plans
 from tests.tiny import REPO

@@ -8,7 +8,7 @@ import torch
 
 from mdreg.commands import run_cli
 from mdreg.config import L, instantiate
-from mdreg.models import load_official
+from mdreg.models.official import load_official
 from mdreg.commands.convert import main
 from mdreg.registry import BACKBONES
 from tests.models.official_layouts import official_layout

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from mdreg.config.lazy import target_ref
 from mdreg.runs.plan import build_plans
 from mdreg.masking import visible_ids
-from mdreg.models import load_official, to_official
+from mdreg.models.official import load_official, to_official
 from mdreg.registry import BACKBONES, MASKERS
 from tests.models.official_layouts import maskdit_keys, official_layout
 from tests.models.official_reference import maskdit_forward, to_tokens

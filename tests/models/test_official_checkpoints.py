@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from mdreg.errors import UserError
 from mdreg.masking import visible_ids
-from mdreg.models import load_official, to_official
+from mdreg.models.official import load_official, to_official
 from mdreg.registry import BACKBONES, MASKERS
 from tests.models.official_layouts import dit_keys, maskdit_keys, maskdm_keys, official_layout, uvit_keys
 from tests.models.official_reference import dit_forward, maskdit_forward, maskdm_forward, to_tokens, uvit_forward

@@ -21,7 +21,7 @@ from mdreg.runs.plan import build_plans
 from mdreg.runs.rundir import prepare, write_stage_config
 from mdreg.reports.estimate import estimate_plans
 from mdreg.reports.plots import SMOOTHING, ema_smooth
-from mdreg.reports.reproduction import main
+from mdreg.commands.report import main
 from tests.conftest import tiny_recipe
 
 SWEEP = '''

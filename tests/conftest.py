@@ -69,13 +69,19 @@ def build_plan(recipe: Path, overrides: list[str] | None = None):
     return plan
 
 
-def make_trainer(recipe: Path, overrides: list[str] | None = None, stage: str = "main", env=None):
-    """A Trainer for ``stage`` of ``recipe`` on the CPU, single process unless ``env`` given."""
+def trainer_for(plan, stage: str, env=None):
+    """The Trainer of ``stage`` of ``plan`` (as mdreg.launch.local.run_stages makes it), single process unless ``env``."""
     from mdreg.engine.distributed import DistEnv
+    from mdreg.engine.parts import build_parts
     from mdreg.engine.trainer import Trainer
 
-    plan = build_plan(recipe, overrides)
-    return Trainer.for_stage(plan.cfg, stage, plan.run_dir, env or DistEnv())
+    env = env or DistEnv()
+    return Trainer(build_parts(plan.cfg, plan.stage(stage), env), plan.folder(stage), env, plan.settings)
+
+
+def make_trainer(recipe: Path, overrides: list[str] | None = None, stage: str = "main", env=None):
+    """A Trainer for ``stage`` of ``recipe`` on the CPU, single process unless ``env`` given."""
+    return trainer_for(build_plan(recipe, overrides), stage, env)
 
 
 def final_state(trainer) -> dict:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, open_dict
 from mdreg.config import L, apply_overrides, load_recipe, node, target_ref
 from mdreg.config.lazy import resolve_target
 from mdreg.errors import UserError
+from mdreg.plugins import import_plugins, plugins_of
 
 # objective -> the noise schedule its family trains with, when none is given
 DEFAULT_SCHEDULES = {"dsm": "noise_schedule:ddpm_linear", "mdsm": "noise_schedule:ddpm_linear",
@@ -70,6 +71,7 @@ def named_config(model: str, objective: str, masker: str, mask_ratio: float, bat
 def recipe_config(recipe: str, stage: str, overrides: list[str]) -> tuple[DictConfig, str]:
     """The recipe's tree with overrides, and the stage to time (default: the first)."""
     cfg = load_recipe(recipe)
+    import_plugins(plugins_of(cfg), f"{recipe}: plugins")
     if overrides:
         apply_overrides(cfg, overrides)
     names = list(cfg.stages.keys())

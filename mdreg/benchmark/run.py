@@ -18,8 +18,8 @@ from mdreg.benchmark.configs import prepare
 from mdreg.benchmark.timing import peak_memory_gb, reset_peak_memory, time_windows
 from mdreg.engine.distributed import configure_process
 from mdreg.engine.distributed import DistEnv, pick_device
-from mdreg.engine.parts import StageParts, build_stage
-from mdreg.engine.stage import TrainSettings
+from mdreg.engine.parts import StageParts, build_parts
+from mdreg.engine.stage import TrainSettings, plan_stage
 from mdreg.engine.step import train_step
 from mdreg.engine.step import wrap
 
@@ -68,10 +68,10 @@ def run_case(name: str, cfg, stage: str, mask_ratio: float | None, batch: int | 
     env = DistEnv(device=dev)
     configure_process(cfg.train, dev)
     reset_peak_memory(dev)
-    parts = build_stage(cfg, stage, env)
+    parts = build_parts(cfg, plan_stage(cfg, stage), env)
     settings = TrainSettings.from_config(cfg.train)
     net, _ = wrap(parts.model, env, settings.compile, settings.find_unused_parameters, settings.compile_mode)
-    global_batch = parts.batch_size
+    global_batch = parts.stage.batch_size
     batches = [random_batch(parts, global_batch, seed) for seed in (0, 1)]
     state = {"i": 0, "loss": None}
 
@@ -83,7 +83,7 @@ def run_case(name: str, cfg, stage: str, mask_ratio: float | None, batch: int | 
     times = time_windows(step, dev, warmup, windows, window_steps)
     if profile:
         write_profile(step, dev, profile)
-    ratio = parts.mask_ratio(state["i"])
+    ratio = parts.stage.mask_ratio(state["i"])
     per_step = statistics.median(times) / window_steps
     gmacs = forward_gmacs(parts.model, batch=1, mask_ratio=ratio)
     memory = peak_memory_gb(dev)

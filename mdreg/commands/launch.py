@@ -21,7 +21,7 @@ import sys
 from mdreg.errors import UserError
 from mdreg.launch.slurm.flags import add_slurm_arguments, flag_values
 from mdreg.launch.slurm.settings import CLUSTERS, cluster_of, slurm_settings
-from mdreg.plugins import import_entry_points, import_plugins
+from mdreg.plugins import import_entry_points
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +92,6 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_intermixed_args(argv)  # overrides may come after flags
     if args.status:
         return show_status(args.status, args.wait)
-    import_plugins(args.imports, "--import")
     import_entry_points()
     if not args.recipe:
         raise UserError("give a recipe file, e.g. python tools/launch.py recipes/quickstart.py")
@@ -101,7 +100,7 @@ def main(argv: list[str]) -> int:
     from mdreg.runs.plan import build_plans
     from mdreg.reports.plan_table import describe_plans
 
-    plans = build_plans(args.recipe, args.overrides, args.sweep, only=args.only)
+    plans = build_plans(args.recipe, args.overrides, args.sweep, only=args.only, imports=args.imports)
     if args.stages:
         known = list(dict.fromkeys(s.name for plan in plans for s in plan.stages))  # sweep elements may drop stages
         unknown = [s for s in args.stages if s not in known]
@@ -186,7 +185,7 @@ def submit_slurm(args: argparse.Namespace, plans) -> int:
 def show_diff(args) -> int:
     """``--diff A B [overrides]``: the resolved keys that differ, side by side."""
     from mdreg.reports.diff import diff_recipes, format_diff
-    from mdreg.runs.records import is_run_dir
+    from mdreg.runs.rundir import is_run_dir
 
     if is_run_dir(args.recipe):  # two run directories: their configs and their provenance
         from mdreg.reports.diff import format_run_diff

@@ -11,7 +11,7 @@ from mdreg.reports.estimate import Device
 from mdreg.reports.plots import SMOOTHING
 from mdreg.reports.reproduction import write_report
 from mdreg.runs.plan import RunPlan
-from mdreg.runs.records import is_run_dir, plan_of_run
+from mdreg.runs.rundir import is_run_dir, plan_of_run
 
 
 def plans_of(args: argparse.Namespace) -> list[RunPlan]:

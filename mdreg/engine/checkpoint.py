@@ -264,9 +264,9 @@ def collect_state(parts: StageParts, step: int) -> dict:
     ranks = gather_objects(rank_rng_state(parts.generator, parts.device))
     return {"model": parts.model.state_dict(), "ema": parts.ema.state_dict(),
             "optimizer": parts.optimizer.state_dict(), "scaler": parts.precision.scaler.state_dict(),
-            "step": step, "total_steps": parts.steps, "stage": parts.name,
+            "step": step, "total_steps": parts.stage.steps, "stage": parts.name,
             "rng": {"world_size": len(ranks), "ranks": ranks},
-            "data": data_position(step, parts.batch_size, len(parts.dataset), parts.seed)}
+            "data": data_position(step, parts.stage.batch_size, len(parts.dataset), parts.stage.seed)}
 
 
 def restore_state(parts: StageParts, state: dict, env: DistEnv) -> tuple[int, list[str]]:
@@ -291,3 +291,33 @@ def restore_state(parts: StageParts, state: dict, env: DistEnv) -> tuple[int, li
     if mine.get("cuda") is not None:
         torch.cuda.set_rng_state(mine["cuda"].cpu(), parts.device)
     return step, []
+
+
+def find_checkpoint(path: str | Path, what: str = "checkpoint") -> tuple[Path, str]:
+    """The checkpoint file that ``path`` stands for, and how it was found: a checkpoint file as
+    it is; a ``last`` pointer, the file it names; a ``checkpoints/`` folder, its newest; a stage
+    folder, its newest checkpoint; a run directory (with ``config.yaml``), its last stage's newest.
+    ``what`` names the path in errors (``stages.finetune.init_from``)."""
+    path = Path(path)
+    if path.is_file() and path.name != "last":
+        return path, "file"
+    if path.name == "last" and path.is_file():
+        named = CheckpointManager(path.parent).pointed()
+        if named is None:
+            raise UserError(f"{what}: {path} is a `last` pointer that names no checkpoint in {path.parent}")
+        return named, f"named by {path}"
+    if path.is_dir():
+        if (path / "config.yaml").is_file() and not (path / "checkpoints").is_dir():
+            from mdreg.config.serialize import load_config  # a run directory: its stages, in order
+
+            stages = [s for s in load_config(path / "config.yaml").get("stages", {}).keys() if (path / s).is_dir()]
+            if stages:
+                found, _ = find_checkpoint(path / stages[-1], what)
+                return found, f"the newest checkpoint of stage {stages[-1]!r} of the run {path}"
+        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        latest = CheckpointManager(folder).latest()
+        if latest is not None:
+            return latest, f"the newest checkpoint in {folder}"
+        raise UserError(f"{what}: {path} holds no checkpoint (step_*.pt); give a checkpoint file, a `last` pointer, "
+                        f"a checkpoints folder, a stage folder or a run directory")
+    raise UserError(f"{what}: {path} does not exist")

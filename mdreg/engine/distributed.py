@@ -12,7 +12,7 @@ Place and device, read from the environment.
    shell of an ``--ntasks`` job has ``SLURM_NTASKS`` but no step, and must not wait for
    ranks that never come): submitit's ``TorchDistributedEnvironment`` turns the
    Slurm variables into torch's (``MASTER_ADDR`` = first host of the job, ``MASTER_PORT``
-   derived from the job id unless set), see :func:`setup_from_slurm`;
+   derived from the job id unless set); inside a submitted job, :func:`job_source`;
 3. otherwise a single process: rank 0 of 1. A lone Slurm task (or a shell inside an
    allocation, whose leaked ``SLURM_*`` variables must not matter) is this case.
 
@@ -238,11 +238,10 @@ def explain_collective_failure(exc: BaseException, rank: int, world_size: int) -
                              f"relaunch the same command to resume from it")
 
 
-def setup_from_slurm(requested_device: str = "auto", timeout_s: float | None = None) -> DistEnv:
-    """For code running inside a submitit/Slurm job: like :func:`setup`, but the Slurm
-    variables win over anything else (one task: a single process)."""
-    many = int(os.environ.get("SLURM_NTASKS", "1")) > 1
-    return setup(requested_device, source="slurm" if many else "single", timeout_s=timeout_s)
+def job_source() -> str:
+    """The :func:`setup` source inside a Slurm job: the Slurm variables win over anything else
+    (several tasks: ``slurm``; one task: a single process)."""
+    return "slurm" if int(os.environ.get("SLURM_NTASKS", "1")) > 1 else "single"
 
 
 def active() -> bool:

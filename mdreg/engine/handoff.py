@@ -1,15 +1,18 @@
 """Stage hand-off: initialise a stage from another stage's weights or a checkpoint file.
 
 MaskDM fine-tunes from the masked pre-training's weights (sec. 3.2); MaskDiT's unmasking
-tuning continues the masked model (sec. 3.2, "Unmasking tuning"). The stage's resolved
-``init_from`` (:func:`mdreg.engine.parts.build_stage`) is one of
+tuning continues the masked model (sec. 3.2, "Unmasking tuning"). The stage's
+:class:`~mdreg.engine.stage.InitFrom` (resolved once, :func:`mdreg.engine.stage.resolve_init`)
+names one of
 
-* ``{"stage": PARENT, "weights": "ema"|"model", "steps": N}``: the parent stage's latest
+* ``stage=PARENT`` (``weights`` ema or model, ``steps`` N): the parent stage's latest
   checkpoint in the same run directory; the parent must have reached step ``N``;
-* ``{"path": FILE_OR_URI, "weights": ...}``: an mdreg checkpoint file (or a bare state dict);
-  any iopath URI works (``https://...``, downloaded once into the cache, :mod:`mdreg.io`);
-* ``{"path": ..., "kind": "dit"|"maskdit"|"uvit"|"maskdm", "weights": ...}``: an official
-  release's file, read and renamed into mdreg's key layout by :mod:`mdreg.models.official`.
+* ``path``: an mdreg checkpoint (or a bare state dict), given as the file, a ``last`` pointer,
+  a ``checkpoints/`` folder, a stage folder or a run directory
+  (:func:`~mdreg.engine.checkpoint.find_checkpoint`); any iopath URI works (``https://...``,
+  downloaded once into the cache, :mod:`mdreg.io`);
+* ``path`` with ``kind`` (``dit``, ``maskdit``, ``uvit``, ``maskdm``): an official release's
+  file, read and renamed into mdreg's key layout by :mod:`mdreg.models.official`.
 
 Differences between source and model are handled explicitly, each one logged
 (:func:`load_matching`): ``_orig_mod.``/``module.`` prefixes are stripped (torch's
@@ -29,25 +32,29 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
+from mdreg.engine.checkpoint import CheckpointManager, find_checkpoint, load_checkpoint
 from mdreg.engine.parts import StageParts
+from mdreg.engine.stage import InitFrom
 from mdreg.errors import UserError
 from mdreg.io import local_path
 
 PREFIXES = ("_orig_mod.", "module.")  # torch.compile, DDP
 
 
-def read_source(spec: dict, run_dir: Path, stage: str) -> tuple[dict, str]:
-    """The weights ``spec`` names and a description of where they came from."""
-    if "path" in spec:
-        path = local_path(spec["path"], f"stages.{stage}.init_from.path")
-        if spec.get("kind"):
-            return official_weights(path, spec["kind"], spec["weights"]), \
-                f"{spec['path']} (official {spec['kind']} checkpoint, {spec['weights']})"
-        state = load_checkpoint(path, map_location="cpu")
-        weights = state[spec["weights"]] if spec["weights"] in state else state
-        return weights, f"{spec['path']} ({spec['weights']})"
-    parent, needed = spec["stage"], spec["steps"]
+def read_source(init: InitFrom, run_dir: Path, stage: str) -> tuple[dict, str]:
+    """The weights ``init`` names and a description of where they came from."""
+    key = f"stages.{stage}.init_from"
+    if init.path is not None:
+        path = local_path(init.path, f"{key}.path")
+        if init.kind:
+            return official_weights(path, init.kind, init.weights), \
+                f"{init.path} (official {init.kind} checkpoint, {init.weights})"
+        file, how = find_checkpoint(path, key)
+        state = load_checkpoint(file, map_location="cpu")
+        weights = state[init.weights] if init.weights in state else state
+        where = str(file) if how == "file" else f"{file}, {how}"
+        return weights, f"{where} ({init.weights})"
+    parent, needed = init.stage, init.steps
     folder = run_dir / parent / "checkpoints"
     latest = CheckpointManager(folder).latest()
     if latest is None:
@@ -57,7 +64,7 @@ def read_source(spec: dict, run_dir: Path, stage: str) -> tuple[dict, str]:
     if int(state["step"]) < needed:
         raise UserError(f"stage {stage!r} starts from stage {parent!r}, which stopped at step "
                         f"{state['step']}/{needed}; finish it first (relaunch the same command)")
-    return state[spec["weights"]], f"stage {parent!r} {spec['weights']} weights, step {state['step']} ({latest})"
+    return state[init.weights], f"stage {parent!r} {init.weights} weights, step {state['step']} ({latest})"
 
 
 def official_weights(path: Path, kind: str, weights: str) -> dict:
@@ -68,9 +75,9 @@ def official_weights(path: Path, kind: str, weights: str) -> dict:
 
 
 def apply_handoff(parts: StageParts, run_dir: Path) -> tuple[str, list[str]]:
-    """Load the weights ``parts.init_from`` names into the model and its EMA; returns
+    """Load the weights ``parts.stage.init_from`` names into the model and its EMA; returns
     (description, notes on every adapted key)."""
-    weights, source = read_source(parts.init_from, run_dir, parts.name)
+    weights, source = read_source(parts.stage.init_from, run_dir, parts.name)
     notes = load_matching(parts.model, weights, source)
     parts.ema.model.load_state_dict(parts.model.state_dict())
     return source, notes

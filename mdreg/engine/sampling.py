@@ -41,17 +41,17 @@ def grid_labels(net, num: int) -> torch.Tensor | None:
 
 
 def sample_grid(parts: StageParts, path: Path, seed: int | None = None) -> torch.Tensor:
-    """Samples of the stage's EMA model with its grid settings (``parts.sample``) as a PNG grid
+    """Samples of the stage's EMA model with its grid settings (``parts.stage.sample``) as a PNG grid
     at ``path``; returns the grid tensor. ``seed`` defaults to the stage seed + 7."""
-    return save_grid(sample_images(parts, int(parts.sample["num"]), seed), path)
+    return save_grid(sample_images(parts, int(parts.stage.sample["num"]), seed), path)
 
 
 def sample_images(parts: StageParts, num: int, seed: int | None = None) -> torch.Tensor:
     """``num`` samples of the stage's EMA model with its sampler and guidance, in [-1, 1]."""
     net = parts.ema.model
-    return generate(net, parts.objective, parts.sample["sampler"], parts.transform, num, parts.sample_shape,
-                    seed=parts.seed + 7 if seed is None else seed, device=parts.device,
-                    labels=grid_labels(net, num), guidance_scale=float(parts.sample["guidance_scale"]))
+    return generate(net, parts.stage.objective, parts.stage.sample["sampler"], parts.transform, num, parts.sample_shape,
+                    seed=parts.stage.seed + 7 if seed is None else seed, device=parts.device,
+                    labels=grid_labels(net, num), guidance_scale=float(parts.stage.sample["guidance_scale"]))
 
 
 MIN_CELL = 64  # smaller images are enlarged (nearest neighbour) so that a grid is viewable

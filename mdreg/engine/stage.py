@@ -4,14 +4,18 @@ and the rules they obey (each checked here and nowhere else).
 Recipes list stages in order (``stages = dict(pretrain=L("stage:train")(...), finetune=...)``)
 and they run in that order (locally) or as a dependency chain (Slurm). A stage names its
 objective, masker (+ ratio schedule), optimiser, lr schedule, steps, global batch, EMA,
-precision and where its initial weights come from:
+precision and where its initial weights come from (``init_from``, resolved once by
+:func:`resolve_init` into an :class:`InitFrom`):
 
-* ``init_from=None``: fresh initialisation (seeded);
-* ``init_from="previous"`` (or an EARLIER stage's name): that stage's final EMA weights —
-  MaskDM's denoising fine-tuning and MaskDiT's unmasking tuning start from the masked stage;
-* ``init_from=dict(stage=NAME, weights="ema"|"model")``: choose EMA or raw weights;
-* ``init_from=dict(path=FILE_OR_URI, weights=...)`` or ``dict(path=..., kind="dit"|"maskdit"|"uvit"|"maskdm")``:
-  an mdreg checkpoint or an official release's file (see :mod:`mdreg.engine.handoff`).
+* ``None``: fresh initialisation (seeded);
+* ``"previous"`` or an EARLIER stage's name: that stage's final EMA weights — MaskDM's
+  denoising fine-tuning and MaskDiT's unmasking tuning start from the masked stage;
+* any other string is a path: a checkpoint file or URI, a ``last`` pointer, a ``checkpoints/``
+  folder, a stage folder or a run directory (its last stage); a string that is neither a stage
+  of the run nor an existing file is an error that lists the stages (with "did you mean");
+* ``dict(stage=NAME, weights="ema"|"model")``: choose EMA or raw weights;
+* ``dict(path=..., weights=...)`` or ``dict(path=..., kind="dit"|"maskdit"|"uvit"|"maskdm")``:
+  the same paths, or an official release's file (:mod:`mdreg.engine.handoff`).
 
 ``batch_size`` is the GLOBAL batch: each of ``W`` processes runs ``grad_accum``
 micro-batches of ``batch_size / (W * grad_accum)`` samples per optimizer step
@@ -19,48 +23,73 @@ micro-batches of ``batch_size / (W * grad_accum)`` samples per optimizer step
 mask ratio over the stage's steps, e.g. MaskDiT's unmasking tuning; without it the masker's
 ratio is used throughout. ``on_nonfinite``: ``stop`` (default) ends the run at a NaN/inf loss
 or gradient; ``skip_step`` drops that optimizer step and counts it, and stops after
-``max_skips_in_row`` consecutive skips.
+``max_skips_in_row`` consecutive skips. ``train.max_steps`` caps every stage's ``steps``; the
+lr and mask-ratio schedules still span the declared ``steps`` (``schedule_steps``), so a capped
+run is a prefix of the full one.
 
-The planner (:mod:`mdreg.runs.plan`) and :func:`mdreg.engine.parts.build_stage` both use the
-functions below, so a rule has one wording and one place.
+What is planned is what is built: :func:`plan_stage` makes the stage's :class:`TrainStage`
+once (its light components: objective, masker, sampler, schedules, the metric), with its
+name, seed, capped steps, parent and resolved ``init_from``; the planner checks it and
+:func:`mdreg.engine.parts.build_parts` builds the heavy parts (model, EMA, optimizer, data)
+around that same object.
 
-The run-wide ``train`` section is a typed schema, :class:`TrainSettings`.
-
-Recipes start from ``recipes/common/train.py``. The section is checked after overrides by
-:func:`mdreg.config.schema.load_section` (types: ``train.seed=abc`` fails naming the key)
-and then by :meth:`TrainSettings.__post_init__` (ranges), so a bad value is one clear error
-at ``--dry-run``, not a crash deep inside the trainer. Extra keys (added with
-``+train.key=...``) are allowed and ignored here.
+The run-wide ``train`` section is a typed schema, :class:`TrainSettings`, parsed once per
+process (:func:`mdreg.runs.plan.make_plan`): types by omegaconf's structured configs
+(:func:`mdreg.config.schema.load_section`: ``train.seed=abc`` fails naming the key), then
+ranges (:meth:`TrainSettings.__post_init__`), and a key the schema does not know
+(``+train.foo=1``) is an error listing the valid ones.
 """
 from __future__ import annotations
 
+import copy
 import zlib
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, List, Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mdreg.config.instantiate import instantiate
 from mdreg.config.schema import hint as _hint
 from mdreg.config.schema import load_section, require
 from mdreg.config.tree import to_plain
-from mdreg.engine.optim import check_ema_settings as check_ema
-from mdreg.engine.optim import check_precision
-from mdreg.errors import ConfigError
+from mdreg.engine.optim import check_ema_settings, check_precision
+from mdreg.errors import ConfigError, did_you_mean
+from mdreg.io import is_uri
 from mdreg.registry import STAGES
-
 
 ON_NONFINITE = ("stop", "skip_step")
 OFFICIAL_KINDS = ("dit", "maskdit", "uvit", "maskdm")  # init_from.kind: official releases mdreg reads
 EMA_DEFAULTS = {"decay": 0.9999, "every": 1, "start": 0}
 SAMPLE_DEFAULTS = {"every": None, "num": 16, "sampler": None, "guidance_scale": 1.0}
+INIT_KEYS = ("stage", "path", "weights", "kind")
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """Where a stage's initial weights come from: an earlier ``stage`` of the run (which must
+    have reached ``steps``) or a ``path`` (``kind``: an official release's family)."""
+
+    stage: str | None = None
+    path: str | None = None
+    weights: str = "ema"
+    kind: str | None = None
+    steps: int | None = None
+
+    def describe(self) -> str:
+        return f"stage {self.stage!r}" if self.stage else str(self.path)
 
 
 @STAGES.register("train")
 class TrainStage:
     """One training stage (masked pre-training, denoising fine-tuning, unmasking tuning, ...).
 
-    ``dataset`` (a stage-specific dataset, e.g. MaskDM's transfer fine-tuning on another
-    data set) is built by :func:`mdreg.engine.parts.build_stage`, not here."""
+    Built by :func:`plan_stage`, which also sets what the run decides: ``name``, ``seed``,
+    ``steps`` (capped by ``train.max_steps``; ``schedule_steps`` keeps the declared count),
+    ``hflip`` (``data.hflip`` unless the stage sets its own), ``parent`` (the earlier stage it
+    starts from) and ``init_from`` (an :class:`InitFrom`).
+    ``dataset`` (a stage-specific dataset, e.g. MaskDM's transfer fine-tuning) stays a config
+    node here: :func:`mdreg.engine.parts.build_parts` builds it, and planning never reads data."""
 
     def __init__(self, steps: int, batch_size: int, objective: Any, masker: Any = None, mask_schedule: Any = None,
                  optimizer: Any = None, lr_schedule: Any = None, grad_clip: float | None = None, grad_accum: int = 1,
@@ -69,14 +98,115 @@ class TrainStage:
                  on_nonfinite: str = "stop", max_skips_in_row: int = 10, evaluate: Any = None):
         self.ema = check_settings(steps, batch_size, grad_accum, precision, grad_clip, label_dropout, ema,
                                   on_nonfinite, max_skips_in_row)
-        self.steps, self.batch_size, self.grad_accum = steps, batch_size, grad_accum
+        self.steps = self.schedule_steps = steps
+        self.batch_size, self.grad_accum = batch_size, grad_accum
         self.objective, self.masker, self.mask_schedule = objective, masker, mask_schedule
         self.optimizer, self.lr_schedule, self.grad_clip = optimizer, lr_schedule, grad_clip
-        self.precision, self.label_dropout, self.hflip, self.dataset = precision, label_dropout, hflip, dataset
+        self.precision, self.label_dropout, self.hflip = precision, label_dropout, hflip
         self.on_nonfinite, self.max_skips_in_row = on_nonfinite, max_skips_in_row
-        self.init_from = normalise_init(init_from)
         self.sample = {**SAMPLE_DEFAULTS, **(sample or {})}
-        self.evaluate = evaluate  # a partial metric:* call, completed with the dataset by build_stage
+        self.evaluate = evaluate  # a partial metric:* call, completed with the dataset by build_parts
+        self.name, self.seed = "", 0
+        self.parent: str | None = None
+        self.init_from: InitFrom | None = None
+
+    def mask_ratio(self, step: int) -> float:
+        """The mask ratio at 0-based ``step`` (0 without a masker)."""
+        if self.masker is None:
+            return 0.0
+        if self.mask_schedule is None:
+            return self.masker.ratio
+        return float(self.mask_schedule(step, self.schedule_steps, self.masker.ratio))
+
+    def __repr__(self) -> str:
+        return f"TrainStage({self.name!r}, steps={self.steps}, batch_size={self.batch_size})"
+
+
+def plan_stage(cfg: DictConfig, name: str) -> TrainStage:
+    """``stages.<name>`` of ``cfg`` built and resolved (see the module docstring); a bad value
+    is a ConfigError naming its key."""
+    if name not in cfg.stages:
+        raise ConfigError(f"the recipe has no stage {name!r}{did_you_mean(name, list(cfg.stages.keys()))} "
+                          f"(stages: {', '.join(cfg.stages.keys())})")
+    node = cfg.stages[name]
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"stages.{name} is {'null' if node is None else repr(node)}, not a stage; drop a stage "
+                          f"with ~stages.{name} (and its followers' init_from)")
+    for key in ("steps", "batch_size"):
+        if key not in node:
+            raise ConfigError(f"stages.{name}.{key} is required")
+    without_data = copy.deepcopy(node)
+    with open_dict(without_data):
+        without_data.pop("dataset", None)
+        without_data.pop("init_from", None)  # resolved below, against the run's stages
+    stage: TrainStage = instantiate(without_data, key=f"stages.{name}")
+    cap = cfg.train.get("max_steps")
+    stage.name, stage.seed = name, stage_seed(int(cfg.train.seed), name)
+    stage.steps = min(stage.schedule_steps, int(cap)) if cap else stage.schedule_steps
+    stage.hflip = float(stage.hflip if stage.hflip is not None else cfg.data.get("hflip", 0.0))
+    stage.init_from = resolve_init(cfg, name)
+    stage.parent = stage.init_from.stage if stage.init_from else None
+    return stage
+
+
+def resolve_init(cfg: DictConfig, name: str) -> InitFrom | None:
+    """``stages.<name>.init_from`` as an :class:`InitFrom`, checked against the run's stages
+    (the one place every form of ``init_from`` is read; see the module docstring)."""
+    raw = cfg.stages[name].get("init_from")
+    if raw is None:
+        return None
+    key, names = f"stages.{name}.init_from", list(cfg.stages.keys())
+    value = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else raw
+    if isinstance(value, str):
+        value = {"stage": value} if value == "previous" or value in names or not _is_path(value) else {"path": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}={value!r}: give null, 'previous', a stage name, a checkpoint path or "
+                          f"dict(stage=...|path=..., weights=ema|model, kind=...)")
+    unknown = sorted(set(value) - set(INIT_KEYS))
+    if unknown:
+        raise ConfigError(f"{key} has unknown keys {unknown}{did_you_mean(unknown[0], INIT_KEYS)} "
+                          f"(allowed: {', '.join(INIT_KEYS)})")
+    if ("stage" in value) == ("path" in value):
+        raise ConfigError(f"{key} needs exactly one of 'stage' or 'path', got {value!r}")
+    weights, kind = value.get("weights", "ema"), value.get("kind")
+    if weights not in ("ema", "model"):
+        raise ConfigError(f"{key}.weights={weights!r}: choose ema or model")
+    if kind is not None and "path" not in value:
+        raise ConfigError(f"{key}.kind={kind!r} (an official checkpoint's family) needs {key}.path")
+    if kind is not None and kind not in OFFICIAL_KINDS:
+        raise ConfigError(f"{key}.kind={kind!r} is not an official checkpoint kind{did_you_mean(str(kind), OFFICIAL_KINDS)} "
+                          f"({', '.join(OFFICIAL_KINDS)})")
+    if "path" in value:
+        path = str(value["path"])
+        if not is_uri(path) and not Path(path).exists():
+            raise ConfigError(f"{key}: {path!r} does not exist; give a checkpoint file, a `last` pointer, a "
+                              f"checkpoints folder, a stage folder or a run directory")
+        return InitFrom(path=path, weights=weights, kind=kind)
+    parent = _earlier_stage(str(value["stage"]), name, names, key)
+    cap = cfg.train.get("max_steps")
+    steps = int(cfg.stages[parent].steps)
+    return InitFrom(stage=parent, weights=weights, steps=min(steps, int(cap)) if cap else steps)
+
+
+def _is_path(text: str) -> bool:
+    return is_uri(text) or Path(text).exists()
+
+
+def _earlier_stage(init: str, name: str, names: list[str], key: str) -> str:
+    index = names.index(name)
+    if init == "previous":
+        if index == 0:
+            raise ConfigError(f"{key}='previous' but {name!r} is the first stage (stages: {', '.join(names)}); set "
+                              f"{key}=null to train it from scratch")
+        return names[index - 1]
+    if init not in names:
+        raise ConfigError(f"{key}={init!r} names neither a stage of this run{did_you_mean(init, names)} (stages: "
+                          f"{', '.join(names)}) nor an existing file; give a stage, a checkpoint path, or null to "
+                          f"train {name!r} from scratch")
+    if names.index(init) >= index:
+        raise ConfigError(f"{key}={init!r}: stages run in the order they are declared and {init!r} comes after "
+                          f"{name!r}; declare {init!r} first")
+    return init
 
 
 def check_settings(steps: int, batch_size: int, grad_accum: int = 1, precision: str = "fp32",
@@ -101,44 +231,13 @@ def check_settings(steps: int, batch_size: int, grad_accum: int = 1, precision: 
     if unknown:
         raise ValueError(f"ema has unknown keys {unknown} (allowed: {', '.join(EMA_DEFAULTS)})")
     settings = {**EMA_DEFAULTS, **(ema or {})}
-    check_ema(**settings)
+    check_ema_settings(**settings)
     return settings
-
-
-def normalise_init(init_from: Any) -> dict | None:
-    """``None`` | ``"previous"`` | ``"NAME"`` | ``{stage|path, weights, kind}`` -> a dict or None."""
-    if init_from is None:
-        return None
-    if isinstance(init_from, str):
-        return {"stage": init_from, "weights": "ema"}
-    if isinstance(init_from, dict):
-        if ("stage" in init_from) == ("path" in init_from):
-            raise ValueError("init_from needs exactly one of 'stage' or 'path'")
-        weights = init_from.get("weights", "ema")
-        if weights not in ("ema", "model"):
-            raise ValueError(f"init_from.weights must be 'ema' or 'model', got {weights!r}")
-        unknown = sorted(set(init_from) - {"stage", "path", "weights", "kind"})
-        if unknown:
-            raise ValueError(f"init_from has unknown keys {unknown} (allowed: stage, path, weights, kind)")
-        kind = init_from.get("kind")
-        if kind is not None and "path" not in init_from:
-            raise ValueError("init_from.kind (an official checkpoint's family) needs init_from.path")
-        if kind is not None and kind not in OFFICIAL_KINDS:
-            raise ValueError(f"init_from.kind={kind!r} is not an official checkpoint kind ({', '.join(OFFICIAL_KINDS)})")
-        return {**init_from, "weights": weights}
-    raise ValueError(f"init_from must be null, a stage name, 'previous' or a dict, got {init_from!r}")
 
 
 def stage_seed(seed: int, stage_name: str) -> int:
     """The stage's seed: ``train.seed`` mixed with the stage name (stages draw independently)."""
     return (seed * 1_000_003 + zlib.crc32(stage_name.encode())) % (2 ** 31)
-
-
-def effective_steps(cfg: DictConfig, stage_name: str) -> int:
-    """The stage's steps, capped by ``train.max_steps`` when that is set."""
-    steps = int(cfg.stages[stage_name].steps)
-    cap = cfg.train.get("max_steps")
-    return min(steps, int(cap)) if cap else steps
 
 
 def micro_batch_size(batch_size: int, grad_accum: int, world: int, name: str, where: str = "") -> int:
@@ -150,32 +249,6 @@ def micro_batch_size(batch_size: int, grad_accum: int, world: int, name: str, wh
                           f"world size {world}{f' ({where})' if where else ''} x stages.{name}.grad_accum "
                           f"{grad_accum} = {parts}; change the batch size, grad_accum or the number of processes")
     return batch_size // parts
-
-
-def stage_parent(cfg: DictConfig, name: str) -> str | None:
-    """The stage whose weights ``stages.<name>`` starts from, checked against the declared
-    order (None: fresh initialisation or a checkpoint file)."""
-    names = list(cfg.stages.keys())
-    init = cfg.stages[name].get("init_from")
-    if isinstance(init, (DictConfig, dict)):
-        if "path" in init:
-            return None
-        init = init.get("stage")
-    if init is None:
-        return None
-    init, index = str(init), names.index(name)
-    if init == "previous":
-        if index == 0:
-            raise ConfigError(f"stages.{name}.init_from='previous' but {name!r} is the first stage (stages: "
-                              f"{', '.join(names)}); set stages.{name}.init_from=null to train it from scratch")
-        return names[index - 1]
-    if init not in names:
-        raise ConfigError(f"stages.{name}.init_from names stage {init!r}, which this run does not have (stages: "
-                          f"{', '.join(names)}); set stages.{name}.init_from=null to train it from scratch")
-    if names.index(init) >= index:
-        raise ConfigError(f"stages.{name}.init_from={init!r}: stages run in the order they are declared and "
-                          f"{init!r} comes after {name!r}; declare {init!r} first")
-    return init
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -230,7 +303,10 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, train: DictConfig) -> "TrainSettings":
-        """Check ``train`` (types, then ranges) and return it typed; one ConfigError names every bad key."""
-        known = {f.name for f in fields(cls)}
+        """Check ``train`` (unknown keys, types, then ranges) and return it typed; one ConfigError
+        names every bad key."""
+        known = [f.name for f in fields(cls)]
+        unknown = [f"train.{k} is not a train setting{did_you_mean(str(k), known)} (train settings: "
+                   f"{', '.join(known)})" for k in train.keys() if k not in known]
         given = {k: to_plain(train[k]) for k in train.keys() if k in known}
-        return load_section(cls, given, lambda key, value: f"train.{key}={value!r}")
+        return load_section(cls, given, lambda key, value: f"train.{key}={value!r}", problems=unknown)

@@ -72,7 +72,7 @@ def gradient_norm(parameters, clip: float | None) -> torch.Tensor:
 
 def set_lr(parts: StageParts, step: int) -> float:
     """Set every param group's lr for 0-based ``step``; returns the first group's."""
-    factor = parts.lr_schedule(step, parts.schedule_steps) if parts.lr_schedule else 1.0
+    factor = parts.stage.lr_schedule(step, parts.stage.schedule_steps) if parts.stage.lr_schedule else 1.0
     for group, base in zip(parts.optimizer.param_groups, parts.base_lrs):
         group["lr"] = base * factor
     return parts.base_lrs[0] * factor
@@ -82,15 +82,15 @@ def prepare_batch(parts: StageParts, x: torch.Tensor, y: torch.Tensor) -> tuple[
     """Flip (MaskDM/MaskDiT: horizontal flips, p = ``hflip``), encode and drop labels of one
     micro-batch, drawing from the (already re-keyed) generator."""
     x = x.to(parts.device, non_blocking=True)
-    if parts.hflip > 0:
-        flip = rand((x.shape[0],), parts.generator, parts.device) < parts.hflip
+    if parts.stage.hflip > 0:
+        flip = rand((x.shape[0],), parts.generator, parts.device) < parts.stage.hflip
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     x = parts.transform.encode(x, parts.generator)
     if not getattr(parts.model, "num_classes", 0):
         return x, None
     y = y.to(parts.device, non_blocking=True)
-    if parts.label_dropout > 0:  # classifier-free guidance training (Ho & Salimans 2022)
-        drop = rand((y.shape[0],), parts.generator, parts.device) < parts.label_dropout
+    if parts.stage.label_dropout > 0:  # classifier-free guidance training (Ho & Salimans 2022)
+        drop = rand((y.shape[0],), parts.generator, parts.device) < parts.stage.label_dropout
         y = torch.where(drop, torch.full_like(y, parts.model.null_label), y)
     return x, y
 
@@ -100,27 +100,27 @@ def train_step(parts: StageParts, net, step: int, x: torch.Tensor, y: torch.Tens
     """Optimizer step ``step`` (0-based) on this rank's batch ``(x, y)``; ``net`` is what the
     objective calls (the model, or its DDP/compiled wrapper ``ddp``)."""
     lr = set_lr(parts, step)
-    ratio, keep = parts.mask_ratio(step), parts.num_visible(step)
+    ratio, keep = parts.stage.mask_ratio(step), parts.num_visible(step)
     n_tokens = parts.grid[0] * parts.grid[1]
     total_loss = torch.zeros((), device=parts.device)
-    accum = parts.grad_accum
+    accum = parts.stage.grad_accum
     for a, (xs, ys) in enumerate(zip(x.chunk(accum), y.chunk(accum))):
-        rekey(parts.generator, parts.seed, step, rank * accum + a)
+        rekey(parts.generator, parts.stage.seed, step, rank * accum + a)
         xs, ys = prepare_batch(parts, xs, ys)
         ids_keep = None
         if keep < n_tokens:
-            mask = parts.masker(xs.shape[0], parts.grid, parts.generator, parts.device, ratio=ratio)
+            mask = parts.stage.masker(xs.shape[0], parts.grid, parts.generator, parts.device, ratio=ratio)
             ids_keep = visible_ids(mask, keep)
         last = a == accum - 1
         with contextlib.nullcontext() if ddp is None or last else ddp.no_sync():
             with parts.precision.autocast():
-                out = parts.objective(net, xs, ys, ids_keep=ids_keep, generator=parts.generator)
+                out = parts.stage.objective(net, xs, ys, ids_keep=ids_keep, generator=parts.generator)
             parts.precision.scaler.scale(out.loss / accum).backward()
         total_loss += out.loss.detach().float() / accum
     scaler = parts.precision.scaler
     scaler.unscale_(parts.optimizer)
-    grad_norm = gradient_norm(parts.model.parameters(), parts.grad_clip).detach()
-    if parts.on_nonfinite == "skip_step" and not _finite(total_loss, grad_norm, parts):
+    grad_norm = gradient_norm(parts.model.parameters(), parts.stage.grad_clip).detach()
+    if parts.stage.on_nonfinite == "skip_step" and not _finite(total_loss, grad_norm, parts):
         parts.optimizer.zero_grad(set_to_none=True)
         scaler.update()  # fp16: an overflow lowers the scale, as a skipped scaler step would
         return StepResult(total_loss, grad_norm, lr, skipped=True)

@@ -10,9 +10,9 @@ resumes from the last checkpoint and repeats the uninterrupted run's weights bit
 Stopping (:meth:`Trainer.request_stop`, e.g. from a preemption signal handler) takes effect
 at the next *step boundary*: the current optimizer step finishes (all micro-batches,
 the update, the EMA), every rank agrees to stop after the same step, the checkpoint of
-that step is written, and then the ``on_stop`` callbacks run on every rank (e.g. to
-requeue the job). Saving in the middle of a step would lose accumulated gradients and the
-position in the micro-batch streams, so it never happens.
+that step is written, and :meth:`fit` returns ``complete: False`` on every rank (the caller
+then acts, e.g. requeues the Slurm job). Saving in the middle of a step would lose
+accumulated gradients and the position in the micro-batch streams, so it never happens.
 
 A NaN/inf loss (or gradient, outside fp16 loss scaling) stops the run with
 :class:`TrainingDiverged` naming the first bad step (``on_nonfinite="stop"``); it is
@@ -28,15 +28,13 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from omegaconf import DictConfig
-
 from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name, resume_point
 from mdreg.engine.step import StepBatchSampler
 from mdreg.engine.distributed import DistEnv, StopVote, barrier, max_over_ranks, mean_over_ranks
 from mdreg.engine.handoff import apply_handoff
 from mdreg.engine.monitor import Monitor
 from mdreg.engine.optim import describe
-from mdreg.engine.parts import StageParts, build_stage
+from mdreg.engine.parts import StageParts
 from mdreg.engine.stage import TrainSettings
 from mdreg.engine.checkpoint import collect_state, restore_state
 from mdreg.engine.step import StepResult, train_step
@@ -59,18 +57,12 @@ class Trainer:
         self.step = 0                       # optimizer steps done
         self.skipped = {"total": 0, "in_row": 0}  # on_nonfinite=skip_step
         self.stop_requested = False
-        self.on_stop: list[Callable[[Trainer], None]] = []
         self.last_good: Path | None = None  # the newest checkpoint written or restored
         self.monitor: Monitor | None = None
         self._restored: list[dict] | None = None  # events of restore(), recorded once the logs are open
         self._wrapped: tuple | None = None  # (net, ddp module or None), made on first use
         self._saved_step = -1
         self._grids_note = False
-
-    @classmethod
-    def for_stage(cls, cfg: DictConfig, name: str, run_dir: str | Path, env: DistEnv) -> "Trainer":
-        """The trainer of stage ``name`` of the run ``cfg`` in ``run_dir``."""
-        return cls(build_stage(cfg, name, env), Path(run_dir) / name, env, TrainSettings.from_config(cfg.train))
 
     def say(self, text: str) -> None:
         if self.env.is_main:
@@ -102,9 +94,9 @@ class Trainer:
             for note in notes:
                 self.say(f"note: {note}")
             self.last_good, self._saved_step = latest, self.step
-            self.say(f"resumed from {latest} (step {self.step}/{self.parts.steps})")
+            self.say(f"resumed from {latest} (step {self.step}/{self.parts.stage.steps})")
             return events + [{"event": "resume", "step": self.step, "checkpoint": str(latest)}]
-        if self.parts.init_from is not None:
+        if self.parts.stage.init_from is not None:
             source, notes = apply_handoff(self.parts, self.dir.parent)
             self.say(f"initialised from {source}")
             for note in notes:
@@ -121,8 +113,8 @@ class Trainer:
         return self._wrapped[0]
 
     def loader(self):
-        sampler = StepBatchSampler(len(self.parts.dataset), self.parts.batch_size, self.parts.seed, self.step,
-                                   self.parts.steps, self.env.rank, self.env.world_size)
+        sampler = StepBatchSampler(len(self.parts.dataset), self.parts.stage.batch_size, self.parts.stage.seed, self.step,
+                                   self.parts.stage.steps, self.env.rank, self.env.world_size)
         return torch.utils.data.DataLoader(self.parts.dataset, batch_sampler=sampler,
                                            num_workers=self.settings.num_workers,
                                            pin_memory=self.parts.device.type == "cuda", persistent_workers=False)
@@ -139,19 +131,19 @@ class Trainer:
         """Train until the stage's last step (or a stop request); returns the final metrics."""
         events = self.restore()
         parts, s = self.parts, self.settings
-        if self.step >= parts.steps:
-            self.say(f"already complete ({self.step}/{parts.steps} steps)")
+        if self.step >= parts.stage.steps:
+            self.say(f"already complete ({self.step}/{parts.stage.steps} steps)")
             return {"step": self.step, "complete": True}
-        self.monitor = Monitor(self.dir, parts.name, parts.steps, enabled=self.env.is_main)
+        self.monitor = Monitor(self.dir, parts.name, parts.stage.steps, enabled=self.env.is_main)
         for event in events:
             self.monitor.event(event)
-        self.monitor.event({"event": "start", "step": self.step, "total_steps": parts.steps,
+        self.monitor.event({"event": "start", "step": self.step, "total_steps": parts.stage.steps,
                             "world_size": self.env.world_size, "micro_batch": parts.micro_batch,
                             "optimizer": describe(parts.optimizer), "precision": parts.precision.mode})
         self.monitor.start(self.step)
         parts.model.train()
         stop_vote = StopVote()
-        sample_every = parts.sample.get("every")
+        sample_every = parts.stage.sample.get("every")
         eval_every = getattr(parts.evaluate, "every", None)
         loss_sum, bad_step = torch.zeros((), device=parts.device), torch.full((), -1, device=parts.device)
         n_logged, t_last, last = 0, time.perf_counter(), {}
@@ -166,7 +158,7 @@ class Trainer:
                 bad_step = torch.where(~finite & (bad_step < 0), torch.full_like(bad_step, self.step), bad_step)
                 loss_sum += out.loss
                 n_logged += 1
-            done = self.step >= parts.steps
+            done = self.step >= parts.stage.steps
             stop = not done and stop_vote.agree(self.stop_requested)
             if self.step % s.log_every == 0 or done or stop:
                 self._check_finite(bad_step)
@@ -174,9 +166,9 @@ class Trainer:
                 mean_loss = float(mean_over_ranks(loss_sum))  # a collective: every rank calls it
                 last = {"loss": mean_loss / n_logged if n_logged else float("nan"), "lr": out.lr,
                         "grad_norm": float(out.grad_norm),
-                        "images_per_s": n_logged * parts.batch_size / max(now - t_last, 1e-9),
-                        "mask_ratio": parts.mask_ratio(self.step - 1)}
-                if parts.on_nonfinite == "skip_step":
+                        "images_per_s": n_logged * parts.stage.batch_size / max(now - t_last, 1e-9),
+                        "mask_ratio": parts.stage.mask_ratio(self.step - 1)}
+                if parts.stage.on_nonfinite == "skip_step":
                     last["skipped_steps"] = self.skipped["total"]
                 self.monitor.log(self.step, last)
                 loss_sum.zero_()
@@ -202,13 +194,13 @@ class Trainer:
         self.skipped["total"] += 1
         self.skipped["in_row"] += 1
         self.monitor.event({"event": "skipped_step", "step": self.step, "in_row": self.skipped["in_row"]})
-        if self.skipped["in_row"] >= self.parts.max_skips_in_row:
+        if self.skipped["in_row"] >= self.parts.stage.max_skips_in_row:
             self.monitor.event({"event": "diverged", "step": self.step})
             self.monitor.close()
             raise TrainingDiverged(
                 f"stage {self.parts.name!r}: {self.skipped['in_row']} optimizer steps in a row (up to step "
                 f"{self.step}) had a NaN/inf loss or gradient and were skipped "
-                f"(stages.{self.parts.name}.max_skips_in_row={self.parts.max_skips_in_row}); training stopped and "
+                f"(stages.{self.parts.name}.max_skips_in_row={self.parts.stage.max_skips_in_row}); training stopped and "
                 f"{self._last_good_text()}. Try a lower lr, grad_clip, or precision=bf16 instead of fp16")
 
     def _stopped(self, last: dict) -> dict:
@@ -218,8 +210,6 @@ class Trainer:
               flush=True)
         self.monitor.event({"event": "stopped", "step": self.step, "checkpoint": str(self.last_good)})
         self.monitor.close()
-        for callback in self.on_stop:
-            callback(self)
         return {"step": self.step, "complete": False, **last}
 
     def _last_good_text(self) -> str:
@@ -267,7 +257,7 @@ class Trainer:
 
     def _can_sample(self) -> bool:
         """Rank 0 with a sampler and a transform that decodes to pixels (one note otherwise)."""
-        if not self.env.is_main or self.parts.sample.get("sampler") is None:
+        if not self.env.is_main or self.parts.stage.sample.get("sampler") is None:
             return False
         if getattr(self.parts.transform, "can_decode", True):
             return True
@@ -295,7 +285,7 @@ class Trainer:
         steps and at the end), logged to metrics.jsonl and tensorboard under ``eval/``."""
         if self.parts.evaluate is None or not self._can_sample():
             return {}
-        scores = self.parts.evaluate(sample_images(self.parts, int(self.parts.evaluate.num), seed=self.parts.seed + 11))
+        scores = self.parts.evaluate(sample_images(self.parts, int(self.parts.evaluate.num), seed=self.parts.stage.seed + 11))
         self.monitor.scalars(self.step, {f"eval/{k}": v for k, v in scores.items()})
         self.monitor.event({"event": "evaluation", "step": self.step, "metric": repr(self.parts.evaluate),
                             "scores": scores})

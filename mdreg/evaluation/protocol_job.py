@@ -145,10 +145,12 @@ class Scorer:
         """(scores, details) of ``n`` toy points of the stage's last checkpoint (tools/toy_report.py's way)."""
         from mdreg.config import instantiate
         from mdreg.evaluation.toy import measure, stage_samples
-        from mdreg.runs.plan import RunPlan
+        from dataclasses import replace
+
+        from mdreg.runs.rundir import plan_of_run
 
         seed = int(self.cfg.train.seed)
-        plan = RunPlan(Path(""), run_dir.parent.name, run_dir.name, run_dir, self.cfg, [], [])  # what it reads
+        plan = replace(plan_of_run(run_dir), cfg=self.cfg)  # the protocol's overrides applied
         samples = stage_samples(plan, self.p.stage, n, seed=seed + 1)
         reference = instantiate(self.cfg.evaluation.reference, key="evaluation.reference").points
         return measure(samples, reference, self.p.projections, seed), {"num_samples": n, "sampling_seed": seed + 1}

@@ -29,12 +29,14 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from mdreg.config import apply_overrides, load_config, parse_overrides
-from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
+from mdreg.config.overrides import apply_overrides, parse_overrides
+from mdreg.engine.checkpoint import CheckpointManager, find_checkpoint, load_checkpoint
 from mdreg.engine.distributed import DistEnv, pick_device
-from mdreg.engine.parts import build_stage
+from mdreg.engine.parts import build_parts
+from mdreg.engine.stage import plan_stage
 from mdreg.rng import stream_seed
 from mdreg.errors import UserError
+from mdreg.runs.rundir import read_run_config
 from mdreg.engine.sampling import generate
 
 
@@ -67,9 +69,7 @@ def sample_run(run_dir: str | Path, stage: str | None = None, num: int = 50_000,
                guidance: float | None = None, checkpoint: str | None = None, device: str = "auto") -> Path:
     """Generate ``num`` images (resumable); returns the output folder."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = read_run_config(run_dir)
     stages = list(cfg.stages.keys())
     stage = stage or stages[-1]
     if stage not in stages:
@@ -77,15 +77,18 @@ def sample_run(run_dir: str | Path, stage: str | None = None, num: int = 50_000,
     node = sampler_node(cfg, stage, sampler, list(overrides))
     spec = cfg.stages[stage].get("sample") or {}
     guidance = float(spec.get("guidance_scale", 1.0) if guidance is None else guidance)
-    ckpt = Path(checkpoint) if checkpoint else CheckpointManager(run_dir / stage / "checkpoints").latest()
+    if checkpoint:
+        ckpt, _ = find_checkpoint(checkpoint, "--checkpoint")
+    else:
+        ckpt = CheckpointManager(run_dir / stage / "checkpoints").latest()
     if ckpt is None:
         raise UserError(f"stage {stage!r} of {run_dir} has no checkpoint yet; train it first")
     state = load_checkpoint(ckpt)
     device = pick_device(device, 0)
-    parts = build_stage(cfg, stage, DistEnv(device=device), data=False)
+    parts = build_parts(cfg, plan_stage(cfg, stage), DistEnv(device=device), data=False)
     parts.ema.load_state_dict(state["ema"])
-    net, objective, transform = parts.ema.model.eval(), parts.objective, parts.transform
-    sampler_obj = parts.sample["sampler"]
+    net, objective, transform = parts.ema.model.eval(), parts.stage.objective, parts.transform
+    sampler_obj = parts.stage.sample["sampler"]
     if not getattr(transform, "can_decode", True):
         raise UserError(f"{transform!r} cannot decode samples to pixels: set data.transform.vae in the recipe")
     out = Path(out) if out else run_dir / stage / "eval" / f"{tag_of(node, guidance)}-step{state['step']}-seed{seed}"

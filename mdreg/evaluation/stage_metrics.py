@@ -1,7 +1,7 @@
 """Scores a stage logs from fresh EMA samples while and after it trains (``stages.NAME.evaluate``).
 
 A recipe gives the metric as a partial call, ``evaluate=L("metric:shape")(_partial_=True, num=256,
-every=200)``; :func:`mdreg.engine.parts.build_stage` completes it with the stage's dataset. The
+every=200)``; :func:`mdreg.engine.parts.build_parts` completes it with the stage's dataset. The
 trainer draws ``num`` samples with the stage's sampler every ``every`` steps (None: only at the
 end) and logs the scores to metrics.jsonl and tensorboard under ``eval/``: a quality curve
 over training for free, with no download (the quickstart, the laptop-scale evidence).

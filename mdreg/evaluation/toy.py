@@ -12,7 +12,7 @@ import torch
 from mdreg.config import instantiate
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
 from mdreg.engine.distributed import DistEnv
-from mdreg.engine.parts import build_stage
+from mdreg.engine.parts import build_parts
 from mdreg.evaluation.formulas import mmd, sliced_wasserstein
 from mdreg.engine.sampling import generate
 from mdreg.runs.plan import RunPlan
@@ -24,11 +24,11 @@ def stage_samples(plan: RunPlan, stage: str, num: int, seed: int) -> torch.Tenso
     if latest is None:
         return None
     cfg = plan.cfg
-    parts = build_stage(cfg, stage, DistEnv(), data=False)
+    parts = build_parts(cfg, plan.stage(stage), DistEnv(), data=False)
     state = load_checkpoint(latest, map_location="cpu")
     parts.model.load_state_dict(state[cfg.evaluation.get("weights", "ema")])
     sampler = instantiate(cfg.evaluation.sampler, key="evaluation.sampler")
-    points = generate(parts.model, parts.objective, sampler, parts.transform, num, parts.sample_shape, seed=seed,
+    points = generate(parts.model, parts.stage.objective, sampler, parts.transform, num, parts.sample_shape, seed=seed,
                       batch_size=num)
     return points.reshape(num, -1)
 

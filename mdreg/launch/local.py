@@ -1,24 +1,80 @@
-"""The local executor: run a plan's stages in this process, in order.
+"""Running a plan's stages in this process: :func:`run_stages`, the one function both executors
+call (the local executor here, and each task of a Slurm job, :mod:`mdreg.launch.slurm.stage_job`).
 
-This is the default (no cluster needed). A stage that is already complete is skipped,
-an interrupted one resumes from its last checkpoint, so re-running the same command
-continues where the last one stopped. Under ``torchrun`` every rank runs this; rank 0
-alone writes the run directory's files and the others wait for it. At the end the launcher
-prints :func:`outputs_summary`: where everything landed.
+:func:`start_process` sets the process up once (rank and device from the environment, the
+process group with its collective timeout, TF32 and attention backends). :func:`run_stages`
+then holds the run's lock (rank 0; ``RUN_DIR/.lock``, :mod:`mdreg.runs.lock`), makes or
+checks the run directory, and trains the stages in order: each one's heavy parts are built
+around the planned stage (:func:`~mdreg.engine.parts.build_parts`) and its
+:class:`~mdreg.engine.trainer.Trainer` fits them. A complete stage is skipped, an interrupted
+one resumes from its last checkpoint, so re-running the same command continues where the last
+one stopped. Under ``torchrun`` every rank runs this; rank 0 alone writes the run directory's
+files and the others wait for it. A rank that dies makes the others stop with
+:class:`~mdreg.engine.distributed.CollectiveFailure` (naming it when possible).
 
-While a run trains, rank 0 holds its lock (``RUN_DIR/.lock``, :mod:`mdreg.runs.lock`):
-a second launch of the same run, or one while the run's Slurm jobs are queued or running, is
-refused before it writes anything. A rank that dies makes the others stop with
-:class:`~mdreg.engine.distributed.CollectiveFailure` (naming it when possible) instead of a
-bare backend error.
+The local executor is the default: no cluster needed. At the end the launcher prints
+:func:`outputs_summary`: where everything landed.
 """
 from __future__ import annotations
 
+from typing import Protocol
+
 from mdreg.engine.distributed import DistEnv, barrier, collective_failures_explained, configure_process, setup
+from mdreg.engine.parts import build_parts
 from mdreg.engine.trainer import Trainer
+from mdreg.runs.lock import hold
 from mdreg.runs.plan import RunPlan
 from mdreg.runs.rundir import prepare, write_stage_config
-from mdreg.runs.lock import hold
+
+
+class StopControl(Protocol):
+    """What a Slurm job hands to :func:`run_stages` to stop at a step boundary on preemption
+    (:class:`~mdreg.launch.slurm.preemption.StopAtStepBoundary`)."""
+
+    requested: bool
+
+    def attach(self, trainer: Trainer) -> None: ...
+
+    def detach(self) -> None: ...
+
+
+def start_process(plan: RunPlan, source: str | None = None) -> DistEnv:
+    """This process's place in the run (``source``: ``slurm``, ``torchrun``, ``single`` or
+    detected), with the run's process-wide switches applied."""
+    s = plan.settings
+    env = setup(s.device, source=source, timeout_s=s.collective_timeout_s)
+    configure_process(plan.cfg.train, env.device)
+    return env
+
+
+def run_stages(plan: RunPlan, env: DistEnv, stages: list[str] | None = None, job_id: str | None = None,
+               stop: StopControl | None = None) -> dict[str, dict]:
+    """Train ``stages`` (default: all) of ``plan`` in this process, in order; returns each
+    stage's final metrics (``complete: False`` for one stopped on request, after which no
+    further stage starts). ``job_id``: the Slurm job this is (its lock may be taken over by
+    its own requeued run)."""
+    results: dict[str, dict] = {}
+    with hold(plan.run_dir, env, job_id=job_id), collective_failures_explained(env):
+        if env.is_main:
+            prepare(plan)
+        barrier()
+        for stage in plan.stages:
+            if stages and stage.name not in stages:
+                continue
+            if stop is not None and stop.requested:
+                break
+            if env.is_main:
+                write_stage_config(plan, stage.name)
+            barrier()
+            trainer = Trainer(build_parts(plan.cfg, stage, env), plan.folder(stage.name), env, plan.settings)
+            if stop is not None:
+                stop.attach(trainer)
+            results[stage.name] = trainer.fit()
+            if stop is not None:
+                stop.detach()
+            if not results[stage.name]["complete"]:
+                break
+    return results
 
 
 class LocalExecutor:
@@ -30,35 +86,15 @@ class LocalExecutor:
         self.env = env
 
     def run(self, plan: RunPlan, stages: list[str] | None = None) -> dict[str, dict]:
-        env = self.env = self.env or setup(str(plan.cfg.train.get("device", "auto")),
-                                           timeout_s=plan.cfg.train.get("collective_timeout_s"))
-        configure_process(plan.cfg.train, env.device)
-        with hold(plan.run_dir, env), collective_failures_explained(env):
-            return self._stages(plan, stages, env)
-
-    def _stages(self, plan: RunPlan, stages: list[str] | None, env: DistEnv) -> dict[str, dict]:
-        if env.is_main:
-            prepare(plan)
-        barrier()
-        results = {}
-        for stage in plan.stages:
-            if stages and stage.name not in stages:
-                continue
-            if env.is_main:
-                write_stage_config(plan, stage.name)
-            barrier()
-            results[stage.name] = Trainer.for_stage(plan.cfg, stage.name, plan.run_dir, env).fit()
-        return results
-
-    def submit(self, plans: list[RunPlan], stages: list[str] | None = None) -> list[dict[str, dict]]:
-        return [self.run(plan, stages) for plan in plans]
+        self.env = self.env or start_process(plan)
+        return run_stages(plan, self.env, stages)
 
 
 def outputs_summary(plan: RunPlan) -> str:
     """Where a finished local run's outputs are (printed after training)."""
     lines = [f"run directory: {plan.run_dir}", "  config.yaml, meta.yaml"]
     for stage in plan.stages:
-        lines.append(f"  {stage.name}/: checkpoints/ (last -> {read_last(stage.folder)}), samples/*.png, "
+        lines.append(f"  {stage.name}/: checkpoints/ (last -> {read_last(plan.folder(stage.name))}), samples/*.png, "
                      f"metrics.jsonl, tensorboard events")
     lines.append(f"tensorboard --logdir {plan.run_dir}")
     return "\n".join(lines)

@@ -28,9 +28,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tabulate import tabulate
 
-from mdreg.config import instantiate
-from mdreg.config.lazy import target_ref
 from mdreg.errors import UserError
+from mdreg.engine.parts import meta_model
+from mdreg.engine.stage import TrainStage
 from mdreg.runs.plan import RunPlan
 from mdreg.models.flops import forward_gmacs
 
@@ -85,15 +85,10 @@ class MacCounter:
     """Forward GMACs per sample of a model config at K visible tokens, cached."""
 
     def __init__(self):
-        self._models: dict[str, torch.nn.Module] = {}
         self._gmacs: dict[tuple[str, int], float] = {}
 
     def model(self, cfg: DictConfig) -> torch.nn.Module:
-        key = OmegaConf.to_yaml(cfg, resolve=True)
-        if key not in self._models:
-            with torch.device("meta"):
-                self._models[key] = instantiate(cfg, key="model")
-        return self._models[key]
+        return meta_model(cfg)
 
     def tokens(self, cfg: DictConfig) -> int:
         grid = self.model(cfg).grid_size
@@ -128,22 +123,17 @@ def _quadratic(xs: list[int], ys: list[float]) -> tuple[float, float, float]:
     return a, b, c
 
 
-def visible_tokens(cfg: DictConfig, stage: str, steps: int, n: int) -> Counter:
-    """{visible tokens: number of steps} of ``stages.<stage>`` (the trainer's own rounding)."""
-    node = cfg.stages[stage]
-    if node.get("masker") is None or target_ref(node.masker) in ("masker:none", "masker:unmasked"):
+def visible_tokens(stage: TrainStage, n: int) -> Counter:
+    """{visible tokens: number of steps} of the planned ``stage`` (its masker's own rounding, its
+    mask-ratio schedule over the declared length even when ``train.max_steps`` caps the stage)."""
+    masker, steps = stage.masker, stage.steps
+    if masker is None or masker.ratio == 0 and stage.mask_schedule is None:
         return Counter({n: steps})
-    masker = instantiate(node.masker, key=f"stages.{stage}.masker")  # its rounding rule decides the count
-    ratio = float(masker.ratio)
-    schedule = None
-    if node.get("mask_schedule") is not None and target_ref(node.mask_schedule) != "mask_schedule:constant":
-        schedule = instantiate(node.mask_schedule, key=f"stages.{stage}.mask_schedule")
-    if schedule is None:
-        return Counter({n - masker.num_masked(ratio, n): steps})
-    total = int(node.steps)  # the schedule spans the stage's declared length even when train.max_steps caps it
+    if stage.mask_schedule is None:
+        return Counter({n - masker.num_masked(masker.ratio, n): steps})
     m = min(steps, SCHEDULE_SAMPLES)
     picks = [round(i * (steps - 1) / (m - 1)) for i in range(m)] if m > 1 else [0]
-    counts = Counter(n - masker.num_masked(float(schedule(i, total, ratio)), n) for i in picks)
+    counts = Counter(n - masker.num_masked(stage.mask_ratio(i), n) for i in picks)
     scale = steps / len(picks)
     return Counter({k: v * scale for k, v in counts.items()})
 
@@ -154,10 +144,10 @@ def estimate_plans(plans: list[RunPlan], counter: MacCounter | None = None) -> l
     for plan in plans:
         n = counter.tokens(plan.cfg.model)
         for stage in plan.stages:
-            keeps = visible_tokens(plan.cfg, stage.name, stage.steps, n)
+            keeps = visible_tokens(stage, n)
             mean_keep = sum(k * w for k, w in keeps.items()) / sum(keeps.values())
             costs.append(StageCost(plan.run_name, stage.name, stage.steps, stage.batch_size,
-                                   str(plan.cfg.stages[stage.name].get("precision", "fp32")), 1 - mean_keep / n,
+                                   stage.precision, 1 - mean_keep / n,
                                    counter.mean(plan.cfg.model, keeps)))
     return costs
 

@@ -12,8 +12,8 @@ def plan_table(plans: list[RunPlan]) -> str:
     rows = []
     for plan in plans:
         for stage in plan.stages:
-            start = stage.parent or stage.init_from or "fresh init"  # an earlier stage or a checkpoint file
-            rows.append([plan.run_name, stage.name, stage.steps, stage.batch_size, start, str(stage.folder)])
+            start = stage.init_from.describe() if stage.init_from else "fresh init"  # an earlier stage or a file
+            rows.append([plan.run_name, stage.name, stage.steps, stage.batch_size, start, str(plan.folder(stage.name))])
     return tabulate(rows, headers=["run", "stage", "steps", "global batch", "starts from", "output"])
 
 

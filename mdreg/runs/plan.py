@@ -17,12 +17,18 @@ over 80 characters keeps its first 60 and a hash of the rest.
 that do not change training (logging and checkpoint cadence, loader workers, device) stay out
 of names (:data:`NAME_EXCLUDED`).
 
-Stage order and parents: stages run in the order the recipe declares them. A stage's
-``init_from`` may name ``"previous"`` or any EARLIER stage, so the stages form a tree: MaskDiT's
-two unmasking tunings both start from ``main`` (siblings), MaskDM Table 3's two
-fine-tunings both start from ``pretrain``. :attr:`StagePlan.parent` is that stage (None
-for a fresh start or an external checkpoint file); executors chain jobs on it (Slurm:
-``afterok`` on the parent only, so siblings may run in parallel).
+Stages: a plan holds each stage's :class:`~mdreg.engine.stage.TrainStage`, built once by
+:func:`~mdreg.engine.stage.plan_stage` and checked against the backbone on the meta device
+(:func:`~mdreg.engine.parts.check_stage`); executors build the heavy parts around these same
+objects. Stages run in the order the recipe declares them. A stage's ``init_from`` may name
+``"previous"`` or any EARLIER stage, so the stages form a tree: MaskDiT's two unmasking
+tunings both start from ``main`` (siblings), MaskDM Table 3's two fine-tunings both start
+from ``pretrain``. ``stage.parent`` is that stage (None for a fresh start or a checkpoint
+file); executors chain jobs on it (Slurm: ``afterok`` on the parent only, so siblings may
+run in parallel).
+
+Plugins: the run's ``plugins`` (the recipe's list and ``--import`` modules, :mod:`mdreg.plugins`)
+are imported before anything is built and recorded in the plan's config (``config.yaml``).
 """
 from __future__ import annotations
 
@@ -32,31 +38,23 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from mdreg.config import apply_overrides, load_recipe, parse_overrides
+from mdreg.config.loader import load_recipe
+from mdreg.config.overrides import Override, apply_overrides, parse_overrides
 from mdreg.config.serialize import check_serialisable
 from mdreg.config.tree import check_interpolations
-from mdreg.config.overrides import Override
-from mdreg.engine.stage import effective_steps, stage_parent
-from mdreg.errors import ConfigError
+from mdreg.engine.parts import check_stage
+from mdreg.engine.stage import TrainSettings, TrainStage, plan_stage
+from mdreg.errors import ConfigError, did_you_mean
+from mdreg.plugins import import_plugins, plugins_of
+from mdreg.runs.sweep import expand
 
 # where and how a run executes, logs and keeps checkpoints; not what it trains (its RNG is
 # keyed by step, so checkpoint cadence and workers do not change a single number)
 NAME_EXCLUDED = ("launch.", "evaluation.", "paths.", "train.output_root", "train.run_name", "train.device",
                  "train.num_workers", "train.log_every", "train.ckpt_every", "train.keep_last",
                  "train.milestone_every")
-
-
-@dataclass
-class StagePlan:
-    name: str
-    steps: int
-    batch_size: int
-    folder: Path
-    init_from: str | None = None
-    parent: str | None = None  # the earlier stage whose weights this one starts from
-    grad_accum: int = 1
 
 
 @dataclass
@@ -67,9 +65,22 @@ class RunPlan:
     run_dir: Path
     cfg: DictConfig
     overrides: list[str]
-    stages: list[StagePlan]
+    stages: list[TrainStage]
+    settings: TrainSettings
     notes: list[str] = field(default_factory=list)
     sweep_values: dict[str, object] = field(default_factory=dict)
+
+    def stage(self, name: str) -> TrainStage:
+        found = next((s for s in self.stages if s.name == name), None)
+        if found is None:
+            names = [s.name for s in self.stages]
+            raise ConfigError(f"{self.run_dir} has no stage {name!r}{did_you_mean(name, names)} "
+                              f"(stages: {', '.join(names)})")
+        return found
+
+    def folder(self, stage: str) -> Path:
+        """Where stage ``stage`` writes (``RUN_DIR/<stage>``)."""
+        return self.run_dir / stage
 
 
 def _slug(text: str) -> str:
@@ -99,43 +110,24 @@ def run_name_for(overrides: list[str], base: str | None = None) -> str:
     return _slug(",".join(parts)) if parts else "default"
 
 
-def stage_plans(cfg: DictConfig, run_dir: Path) -> list[StagePlan]:
-    """One StagePlan per declared stage, each stage built on the ``meta`` device first
-    (:func:`mdreg.engine.parts.check_stage`): a bad value fails here, naming its key."""
-    from mdreg.engine.parts import check_stage
-
+def make_plan(recipe: Path, cfg: DictConfig, overrides: list[str], notes: list[str],
+              sweep_values: dict | None = None, run_name: str | None = None, check: bool = True) -> RunPlan:
+    """The plan of one run of ``cfg``: its settings parsed, its stages built once (and, with
+    ``check``, checked on the meta device: a bad value fails here, naming its key)."""
     if "stages" not in cfg or not cfg.stages:
         raise ConfigError("the recipe has no stages (stages = dict(name=L('stage:train')(...)))")
-    plans = []
-    for name in cfg.stages.keys():
-        node = cfg.stages[name]
-        if not isinstance(node, DictConfig):
-            raise ConfigError(f"stages.{name} is {_shown(node)}, not a stage; drop a stage with ~stages.{name} "
-                              f"(and its followers' init_from)")
-        for key in ("steps", "batch_size"):
-            if key not in node:
-                raise ConfigError(f"stages.{name}.{key} is required")
-        check_stage(cfg, name)
-        init = node.get("init_from")
-        init = init if isinstance(init, str) or init is None else str(OmegaConf.to_container(init))
-        plans.append(StagePlan(name, effective_steps(cfg, name), int(node.batch_size), run_dir / name, init,
-                               stage_parent(cfg, name), int(node.get("grad_accum", 1))))
-    return plans
-
-
-def make_plan(recipe: Path, cfg: DictConfig, overrides: list[str], notes: list[str],
-              sweep_values: dict | None = None, run_name: str | None = None) -> RunPlan:
-    from mdreg.engine.stage import TrainSettings
-
     check_interpolations(cfg)
-    TrainSettings.from_config(cfg.train)
+    settings = TrainSettings.from_config(cfg.train)
     check_serialisable(cfg)  # config.yaml must be writable: a lambda fails the dry run too, naming its key
+    stages = [plan_stage(cfg, name) for name in cfg.stages.keys()]
+    if check:
+        for stage in stages:
+            check_stage(cfg, stage)
     recipe_name = recipe.stem
-    run_name = run_name or cfg.train.get("run_name") or run_name_for(overrides)
-    root = Path(cfg.train.get("output_root") or "runs")
-    run_dir = root / recipe_name / str(run_name)
-    return RunPlan(recipe, recipe_name, str(run_name), run_dir, cfg, list(overrides), stage_plans(cfg, run_dir),
-                   notes, dict(sweep_values or {}))
+    run_name = run_name or settings.run_name or run_name_for(overrides)
+    run_dir = Path(settings.output_root) / recipe_name / str(run_name)
+    return RunPlan(recipe, recipe_name, str(run_name), run_dir, cfg, list(overrides), stages, settings, notes,
+                   dict(sweep_values or {}))
 
 
 def _under(key: str, prefixes: list[str]) -> str | None:
@@ -143,14 +135,14 @@ def _under(key: str, prefixes: list[str]) -> str | None:
 
 
 def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = (),
-                only: list[str] | None = None) -> list[RunPlan]:
+                only: list[str] | None = None, imports: list[str] = ()) -> list[RunPlan]:
     """Load ``recipe``, apply ``args`` (overrides, possibly swept) and ``sweep_args``; one
     plan per sweep element (a single plan without sweeps). ``only``: run just the declared
-    sweep elements with these ``_name_``s."""
-    from mdreg.runs.sweep import expand
-
+    sweep elements with these ``_name_``s; ``imports``: plugin modules (``--import``) added to
+    the recipe's ``plugins``."""
     recipe = Path(recipe)
     base = load_recipe(recipe)
+    add_plugins(base, imports)
     parsed = parse_overrides(list(args))
     swept = parse_overrides(list(sweep_args))
     if swept.overrides:
@@ -174,6 +166,7 @@ def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = (),
         if "sweep" in cfg:
             with_sweep_removed(cfg)
         _require_train(cfg)
+        import_plugins(plugins_of(cfg), f"{recipe}: plugins")
         # swept values lead: they tell the elements apart, and a long name is cut at its end
         swept_texts = [o.text for o in element.swept]
         # the fixed overrides sorted: the same overrides in another order are the same run
@@ -213,6 +206,14 @@ def _check_distinct(plans: list[RunPlan]) -> None:
         seen[plan.run_dir] = plan
 
 
+def add_plugins(cfg: DictConfig, modules: list[str]) -> None:
+    """Add ``modules`` (``--import``) to ``cfg.plugins``: the run records every plugin it needs."""
+    modules = [m for m in modules if m not in plugins_of(cfg)]
+    if modules:
+        with open_dict(cfg):
+            cfg.plugins = [*plugins_of(cfg), *modules]
+
+
 def with_sweep_removed(cfg: DictConfig) -> None:
     """A sweep element's config no longer carries the sweep declaration."""
     with open_dict(cfg):
@@ -233,4 +234,3 @@ def _require_train(cfg: DictConfig) -> None:
                               f"override its keys ({key}.KEY=VALUE) instead of replacing it")
 
 
-__all__ = ["RunPlan", "StagePlan", "build_plans", "changes_training", "make_plan", "run_name_for", "Override"]

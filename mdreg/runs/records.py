@@ -19,33 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
 
-from mdreg.config import load_config
 from mdreg.engine.checkpoint import CheckpointManager
-from mdreg.errors import UserError
 from mdreg.io import read_jsonl
-from mdreg.runs.plan import RunPlan, stage_plans
+from mdreg.runs.plan import RunPlan
 
 SOURCE = "tools/evaluate.py"  # the ``source`` of tools/evaluate.py's evaluation records
 CLOSING = ("end", "stopped", "diverged")
 OPENING = ("resume", "init_from", "skipped_checkpoint")  # written by the next launch, before its start
-
-
-def is_run_dir(path: str | Path) -> bool:
-    return (Path(path) / "config.yaml").is_file()
-
-
-def plan_of_run(run_dir: str | Path) -> RunPlan:
-    """The plan of an existing run directory (its config.yaml and meta.yaml; wherever it lies now)."""
-    run_dir = Path(run_dir)
-    if not is_run_dir(run_dir):
-        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
-    meta = OmegaConf.to_container(OmegaConf.load(run_dir / "meta.yaml")) if (run_dir / "meta.yaml").is_file() else {}
-    recipe = Path(str(meta.get("recipe") or f"{run_dir.parent.name}.py"))
-    return RunPlan(recipe, run_dir.parent.name, run_dir.name, run_dir, cfg, list(meta.get("overrides") or []),
-                   stage_plans(cfg, run_dir), [], dict(meta.get("sweep_values") or {}))
 
 
 @dataclass

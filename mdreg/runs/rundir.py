@@ -19,10 +19,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mdreg.config import dump_yaml, load_config
+from mdreg.config.serialize import dump_yaml, load_config
 from mdreg.config.diff import diff_trees
 from mdreg.io import atomic_write_text
 from mdreg.errors import UserError
+from mdreg.engine.stage import TrainSettings, plan_stage
+from mdreg.plugins import import_plugins, plugins_of
 from mdreg.runs.plan import RunPlan, changes_training
 from mdreg.provenance import collect
 
@@ -75,3 +77,43 @@ def write_stage_config(plan: RunPlan, stage: str) -> None:
     check_writable(folder)
     if not (folder / "config.yaml").is_file():
         atomic_write_text(folder / "config.yaml", dump_yaml(plan.cfg))
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / "config.yaml").is_file()
+
+
+def read_run_config(run_dir: str | Path):
+    """``RUN_DIR/config.yaml``, its plugins imported: every process that builds from a run reads
+    its config here (Slurm stage and evaluation jobs, tools/sample.py, evaluate.py, report.py)."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
+    cfg = load_config(run_dir / "config.yaml")
+    import_plugins(plugins_of(cfg), f"{run_dir / 'config.yaml'}: plugins")
+    return cfg
+
+
+def read_meta(run_dir: str | Path) -> dict:
+    """``RUN_DIR/meta.yaml`` as a dict ({} when it is missing)."""
+    path = Path(run_dir) / "meta.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        meta = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as exc:  # a damaged or hand-edited file: say which, not a parser traceback
+        raise UserError(f"{path} is not valid YAML ({type(exc).__name__}: {str(exc).splitlines()[0]}); restore it "
+                        f"from a backup, or delete it (it records how the run was made, not what it trained)") from None
+    return meta if isinstance(meta, dict) else {}
+
+
+def plan_of_run(run_dir: str | Path) -> RunPlan:
+    """The plan of an existing run directory, wherever it lies now: its config.yaml (plugins
+    imported, stages built once) and meta.yaml."""
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    meta = read_meta(run_dir)
+    recipe = Path(str(meta.get("recipe") or f"{run_dir.parent.name}.py"))
+    stages = [plan_stage(cfg, name) for name in cfg.stages.keys()]
+    return RunPlan(recipe, run_dir.parent.name, run_dir.name, run_dir, cfg, list(meta.get("overrides") or []), stages,
+                   TrainSettings.from_config(cfg.train), [], dict(meta.get("sweep_values") or {}))

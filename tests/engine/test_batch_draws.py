@@ -43,7 +43,7 @@ def test_hflip_is_deterministic_and_flips_about_p(recipe_factory):
     flipped = total = 0
     for step, call in enumerate(calls):
         from mdreg.engine.step import batch_indices
-        idx = batch_indices(len(trainer.parts.dataset), 16, step, trainer.parts.seed)
+        idx = batch_indices(len(trainer.parts.dataset), 16, step, trainer.parts.stage.seed)
         originals = trainer.parts.dataset.images[idx]
         same = (call["x"] == originals).flatten(1).all(1)
         mirrored = (call["x"] == originals.flip(-1)).flatten(1).all(1)

@@ -23,7 +23,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.conftest import build_plan, make_trainer
+from tests.conftest import trainer_for, build_plan, make_trainer
 
 STEPS = 6
 
@@ -57,7 +57,7 @@ def _worker(rank: int, recipe: str, port: int, stop_at: int | None, use_slurm_va
     if env.is_main:
         prepare(plan)
     ddp.barrier()
-    trainer = Trainer.for_stage(plan.cfg, "main", plan.run_dir, env)
+    trainer = trainer_for(plan, "main", env)
     if stop_at is not None and rank == 1:
         step_fn = trainer.train_step
 

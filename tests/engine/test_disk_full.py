@@ -18,7 +18,7 @@ from mdreg.io import OutOfSpace, atomic_write_text
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
 from mdreg.engine.monitor import Monitor
 from mdreg.engine.sampling import save_grid
-from tests.conftest import build_plan, final_state, make_trainer, tiny_recipe
+from tests.conftest import trainer_for, build_plan, final_state, make_trainer, tiny_recipe
 from tests.engine.tmpfs import fill, needs_root, small_tmpfs
 from tests.tiny import launch
 
@@ -169,7 +169,7 @@ def _rank(rank: int, recipe: str, port: int, mount: str, out: str) -> None:
 
     env = setup("cpu", timeout_s=60)  # without the agreement rank 1 would wait here for rank 0
     plan = build_plans(recipe, [])[0]
-    trainer = Trainer.for_stage(plan.cfg, "main", plan.run_dir, env)
+    trainer = trainer_for(plan, "main", env)
     step_fn = trainer.train_step
 
     def stepping(x, y):

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint, resume_point
 from mdreg.errors import UserError
-from tests.conftest import final_state, make_trainer
+from tests.conftest import trainer_for, final_state, make_trainer
 from tests.tiny import launch
 
 
@@ -162,7 +162,7 @@ def _rank(rank: int, recipe: str, port: int, out: str) -> None:
 
     env = setup("cpu")
     plan = build_plans(recipe, ["train.run_name=broken"])[0]
-    trainer = Trainer.for_stage(plan.cfg, "main", plan.run_dir, env)
+    trainer = trainer_for(plan, "main", env)
     events = trainer.restore()
     weights = trainer.parts.model.state_dict()
     torch.save({"step": trainer.step, "events": [e["event"] for e in events], "weights": weights},

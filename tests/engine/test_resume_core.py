@@ -5,7 +5,7 @@ import torch
 
 from mdreg.engine.checkpoint import load_checkpoint
 from mdreg.engine.distributed import DistEnv
-from mdreg.engine.trainer import Trainer
+from tests.conftest import trainer_for
 from mdreg.launch.local import LocalExecutor
 from mdreg.runs.plan import build_plans
 from mdreg.runs.rundir import prepare, write_stage_config
@@ -30,7 +30,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     (broken,) = build_plans(recipe, ["train.run_name=broken"])
     prepare(broken)
     write_stage_config(broken, "pretrain")
-    trainer = Trainer.for_stage(broken.cfg, "pretrain", broken.run_dir, DistEnv())
+    trainer = trainer_for(broken, "pretrain", DistEnv())
     step_once = trainer.train_step
 
     def stop_after_three(*args):
@@ -67,7 +67,7 @@ def test_finetune_starts_from_pretrain_ema_weights(tmp_path):
     (plan,) = build_plans(recipe, [])
     LocalExecutor().run(plan, stages=["pretrain"])
     pre = final_weights(plan.run_dir / "pretrain")
-    finetune = Trainer.for_stage(plan.cfg, "finetune", plan.run_dir, DistEnv())
+    finetune = trainer_for(plan, "finetune", DistEnv())
     finetune.restore()  # the hand-off happens when the loop starts, not when the trainer is built
     for name, tensor in finetune.parts.model.state_dict().items():
         assert torch.equal(tensor, pre["ema"][name]), name
@@ -95,7 +95,7 @@ def test_a_checkpoint_from_another_device_type_resumes_with_a_note(tmp_path, cap
     LocalExecutor().run(straight, stages=["pretrain"])
     (moved,) = build_plans(recipe, ["train.run_name=moved"])
     prepare(moved)
-    trainer = Trainer.for_stage(moved.cfg, "pretrain", moved.run_dir, DistEnv())
+    trainer = trainer_for(moved, "pretrain", DistEnv())
     step_once = trainer.train_step
 
     def stop_after_two(*args):

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from mdreg import provenance
 from mdreg.engine.distributed import DistEnv
-from mdreg.engine.trainer import Trainer
+from tests.conftest import trainer_for
 from mdreg.runs.plan import build_plans
 from mdreg.runs.rundir import prepare
 from mdreg.reports.diff import diff_runs, format_run_diff
@@ -70,7 +70,7 @@ def two_runs(recipe_factory):
         (plan,) = build_plans(recipe, overrides)
         prepare(plan)
         for launch in range(2 if stop else 1):
-            trainer = Trainer.for_stage(plan.cfg, "main", plan.run_dir, DistEnv())
+            trainer = trainer_for(plan, "main", DistEnv())
             if stop and launch == 0:
                 trainer.request_stop()
             trainer.fit()
@@ -122,7 +122,7 @@ def _rank(rank: int, recipe: str, port: int) -> None:
     if env.is_main:
         prepare(plan)
     ddp.barrier()
-    Trainer.for_stage(plan.cfg, "main", plan.run_dir, env).fit()
+    trainer_for(plan, "main", env).fit()
     torch.distributed.destroy_process_group()
 
 

@@ -17,7 +17,8 @@ QUICK = REPO / "recipes" / "quickstart.py"
     ("stages.finetune.precision=fp8", "stages.finetune: building stage:train failed: precision must be one of fp32, bf16, fp16, got 'fp8'"),
     ("stages.pretrain.ema.decay=1.0", "stages.pretrain: building stage:train failed: ema needs 0 <= decay < 1"),
     ("+stages.pretrain.ema.dekay=0.5", "stages.pretrain: building stage:train failed: ema has unknown keys ['dekay'] (allowed: decay, every, start)"),
-    ("stages.finetune.init_from=[pretrain]", "stages.finetune: building stage:train failed: init_from must be null, a stage name"),
+    ("stages.finetune.init_from=[pretrain]", "stages.finetune.init_from=['pretrain']: give null, 'previous', a stage "
+                                             "name, a checkpoint path"),
     ("train=null", "train is null, but it must be a mapping"),
     ("stages.pretrain=null", "stages.pretrain is null, not a stage; drop a stage with ~stages.pretrain"),
 ])

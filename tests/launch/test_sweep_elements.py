@@ -67,8 +67,8 @@ def test_evaluation_overrides_do_not_rename_runs(grid):
     ('{"~stages.pretrain": 1}', r"sweep\[0\]: '~stages.pretrain' deletes stages.pretrain; give it the value null"),
     ('{"~stages.pretrain": None}', r"stages.finetune.init_from='previous' but 'finetune' is the first stage .*"
                                    r"set stages.finetune.init_from=null to train it from scratch"),
-    ('{"stages.finetune.init_from": "pretrian"}', r"stages.finetune.init_from names stage 'pretrian', which this run "
-                                                  r"does not have"),
+    ('{"stages.finetune.init_from": "pretrian"}', r"stages.finetune.init_from='pretrian' names neither a stage of this "
+                                                  r"run \(did you mean 'pretrain'\?\)"),
     ('{"stages.pretrain.init_from": "finetune"}', r"stages.pretrain.init_from='finetune': stages run in the order"),
 ])
 def test_bad_elements_are_one_clear_error(element, message, tmp_path):
@@ -103,9 +103,9 @@ def test_siblings_start_from_one_parent(tmp_path):
 
 
 def test_interpolations_in_elements_resolve_in_the_run_not_at_load(grid):
-    grid.write_text(grid.read_text() + 'paths = dict(data="/a")\nsweep[0]["+train.data_root"] = "${paths.data}"\n')
+    grid.write_text(grid.read_text() + 'paths = dict(data="/a")\nsweep[0]["+data.root"] = "${paths.data}"\n')
     (plan,) = build_plans(grid, ["paths.data=/b"], only=["m25"])
-    assert plan.cfg.train.data_root == "/b"
+    assert plan.cfg.data.root == "/b"
 
 
 

@@ -86,7 +86,8 @@ def test_trains_two_steps_on_cpu(name, element, tmp_path):
     (plan,) = build_plans(path(name), tiny_overrides(cfg, tmp_path), only=[element] if element else None)
     LocalExecutor().run(plan)
     for stage in plan.stages:
-        assert (stage.folder / "checkpoints" / "last").read_text().strip() == "step_00000002.pt", stage.folder
+        folder = plan.folder(stage.name)
+        assert (folder / "checkpoints" / "last").read_text().strip() == "step_00000002.pt", folder
 
 
 def test_tiny_swaps_drop_what_the_new_component_does_not_take(tmp_path):

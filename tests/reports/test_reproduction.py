@@ -22,7 +22,7 @@ from mdreg.runs.rundir import prepare, write_stage_config
 from mdreg.reports.estimate import estimate_plans
 from mdreg.reports.plots import SMOOTHING, ema_smooth
 from mdreg.commands.report import main
-from tests.conftest import tiny_recipe
+from tests.conftest import trainer_for, tiny_recipe
 
 SWEEP = '''
 stages["main"].update(evaluate=L("metric:shape")(_partial_=True, num=16, every=2))
@@ -48,7 +48,7 @@ def sweep(tmp_path_factory):
         stopped = plans[2]
         prepare(stopped)
         write_stage_config(stopped, "main")
-        trainer = Trainer.for_stage(stopped.cfg, "main", stopped.run_dir, DistEnv())
+        trainer = trainer_for(stopped, "main", DistEnv())
         step = trainer.train_step
 
         def stop_after_two(x, y):

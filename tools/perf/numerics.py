@@ -19,7 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from mdreg.benchmark.configs import named_config, prepare  # noqa: E402
 from mdreg.benchmark.run import random_batch  # noqa: E402
 from mdreg.engine.distributed import DistEnv, pick_device  # noqa: E402
-from mdreg.engine.parts import build_stage  # noqa: E402
+from mdreg.engine.parts import build_parts  # noqa: E402
+from mdreg.engine.stage import plan_stage  # noqa: E402
 from mdreg.engine.step import train_step  # noqa: E402
 from mdreg.engine.step import wrap  # noqa: E402
 
@@ -29,11 +30,11 @@ def losses(cfg, device, steps, precision, compile_mode):
     cfg.stages.bench.precision = precision
     cfg = prepare(cfg, "bench", None, None if compile_mode == "none" else True, None, True, str(device))
     env = DistEnv(device=device)
-    parts = build_stage(cfg, "bench", env)
+    parts = build_parts(cfg, plan_stage(cfg, "bench"), env)
     net, _ = wrap(parts.model, env, cfg.train.compile)
     out = []
     for step in range(steps):
-        x, y = random_batch(parts, parts.batch_size, step)
+        x, y = random_batch(parts, parts.stage.batch_size, step)
         out.append(float(train_step(parts, net, step, x, y).loss))
     return out
 

@@ -146,7 +146,7 @@ def for_run(run_dir: Path, stage: str | None, checkpoint: str | None, overrides:
     """Submit tools/evaluate.py for ``run_dir``; returns (job id, dependency)."""
     from mdreg.evaluation.protocol_job import checkpoints, preflight, run_protocol
     from mdreg.runs.queue import query
-    from mdreg.runs.records import plan_of_run
+    from mdreg.runs.rundir import plan_of_run
 
     require_slurm_client()
     cfg, protocol = run_protocol(run_dir, overrides, stage)

@@ -1,7 +1,7 @@
 """The Slurm job graph of a submission: which sbatch submissions, in which order, after which.
 
 * one run, several stages: one job per stage, each ``afterok`` on the job of its parent
-  stage (the stage it takes its weights from, :attr:`StagePlan.parent`): a chain for
+  stage (the stage it takes its weights from, ``TrainStage.parent``): a chain for
   pre-training -> fine-tuning, a fork for MaskDiT's two unmasking tunings (both wait for
   ``main`` only and may run side by side); a stage without a parent waits for nothing;
 * a sweep (N runs): runs with the same stages form a family, and each family gets one job

@@ -41,7 +41,7 @@ def stage_complete(folder: Path, steps: int) -> bool:
 
 def complete_stages(plans: list[RunPlan]) -> dict[Path, set[str]]:
     """For each plan's run directory, the names of its complete stages."""
-    return {plan.run_dir: {s.name for s in plan.stages if stage_complete(s.folder, s.steps)} for plan in plans}
+    return {plan.run_dir: {s.name for s in plan.stages if stage_complete(plan.folder(s.name), s.steps)} for plan in plans}
 
 
 def describe_complete(plans: list[RunPlan], done: dict[Path, set[str]], stages: list[str] | None,

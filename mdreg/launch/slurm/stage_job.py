@@ -1,10 +1,11 @@
 """What runs inside a Slurm job: the stages of one run directory, in order.
 
-The job reads the run's ``config.yaml`` (written at submission), so the run directory is
-the single source of truth: a requeued or relaunched job trains exactly what was
-submitted. Each task joins torch.distributed through
-:func:`mdreg.engine.distributed.setup_from_slurm` (submitit's JobEnvironment gives rank,
-local rank, world size and the master address/port). Preemption: see :mod:`mdreg.launch.slurm.preemption`.
+The job reads the run's ``config.yaml`` (written at submission; its plugins are imported
+first, :func:`mdreg.runs.rundir.plan_of_run`), so the run directory is the single source of
+truth: a requeued or relaunched job trains exactly what was submitted. Each task joins
+torch.distributed (submitit's JobEnvironment gives rank, local rank, world size and the master
+address/port) and runs the same function as a local launch,
+:func:`mdreg.launch.local.run_stages`. Preemption: see :mod:`mdreg.launch.slurm.preemption`.
 
 Global rank 0 holds the run's lock while the job trains (:mod:`mdreg.runs.lock`, with
 the job id: a requeued run of the same job takes over what its earlier run left; another
@@ -52,31 +53,17 @@ class StageJob(submitit.helpers.Checkpointable):
         self.stages = list(stages)
 
     def __call__(self) -> dict[str, dict]:
-        from mdreg.config import load_config
-        from mdreg.engine.distributed import configure_process
-        from mdreg.engine.distributed import collective_failures_explained, setup_from_slurm
-        from mdreg.runs.lock import hold, slurm_job_id
+        from mdreg.engine.distributed import job_source
+        from mdreg.launch.local import run_stages, start_process
+        from mdreg.runs.lock import slurm_job_id
+        from mdreg.runs.rundir import plan_of_run
 
         use_allocated_cpus()
-        cfg = load_config(Path(self.run_dir) / "config.yaml")
-        env = setup_from_slurm(cfg.train.get("device", "auto"), timeout_s=cfg.train.get("collective_timeout_s"))
-        configure_process(cfg.train, env.device)
+        plan = plan_of_run(self.run_dir)  # config.yaml, its plugins imported, the stages built once
+        env = start_process(plan, source=job_source())
         print(f"mdreg: {self.run_dir} stages {', '.join(self.stages)}: {describe_task(env)}", flush=True)
-        with hold(self.run_dir, env, job_id=slurm_job_id()), collective_failures_explained(env):
-            return self._train(cfg, env)
-
-    def _train(self, cfg, env) -> dict[str, dict]:
-        from mdreg.engine.trainer import Trainer
-
-        results: dict[str, dict] = {}
         with StopAtStepBoundary() as stop:
-            for name in self.stages:
-                if stop.requested:
-                    stop.requeue()
-                trainer = Trainer.for_stage(cfg, name, self.run_dir, env)
-                stop.attach(trainer)
-                results[name] = trainer.fit()
-                stop.detach()
-                if not results[name]["complete"]:
-                    stop.requeue()
+            results = run_stages(plan, env, self.stages, job_id=slurm_job_id(), stop=stop)
+            if stop.requested or not all(r["complete"] for r in results.values()):
+                stop.requeue()
         return results

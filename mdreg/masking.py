@@ -142,9 +142,12 @@ class BlockMasker(Masker):
     ``num_masked``). With ``rounding="whole_blocks"`` that is all (k = b^2 (floor(ratio*N) //
     b^2), maskdm's ``RandomBlockMaskingGenerator``: ``int(mask_ratio * num_patches) //
     block_size**2`` blocks, so 10% of 256 patches in 4x4 blocks hides one block, 16 patches).
-    With ``mask_floor`` / ``keep_floor`` the remaining ``k mod b^2`` patches come from one more
-    randomly chosen block, filled in raster order (its first rows), so exactly k patches are
-    hidden: whole blocks plus at most one partial block. The grid must be divisible by ``block_size``.
+    With ``mask_floor`` / ``keep_floor`` the remaining ``k mod b^2`` patches are cells of one more
+    randomly chosen block, drawn uniformly without replacement (not its first rows: filled in
+    raster order, 90% of a 4x4 grid in 2x2 blocks never showed token rows 0 and 2), so exactly
+    k patches are hidden: whole blocks plus at most one partial block. The block draw comes
+    first from ``generator``, the cell draw second and only when a partial block exists, so
+    ``whole_blocks`` masks are unchanged by it. The grid must be divisible by ``block_size``.
     """
 
     roundings = ("mask_floor", "keep_floor", "whole_blocks")
@@ -167,9 +170,11 @@ class BlockMasker(Masker):
             raise ValueError(f"block masker: the {grid[0]}x{grid[1]} token grid is not divisible by "
                              f"block_size={b}; choose a block_size that divides it")
         full, rest = divmod(k, b * b)
-        rank = torch.argsort(torch.argsort(rand((batch, (grid[0] // b) * (grid[1] // b)), generator), dim=1), dim=1)
-        within = torch.arange(b * b, device=rank.device)
-        blocks = (rank < full).unsqueeze(-1) | ((rank == full).unsqueeze(-1) & (within < rest))
+        rank = random_ranks(batch, (grid[0] // b) * (grid[1] // b), generator)
+        blocks = (rank < full).unsqueeze(-1).expand(-1, -1, b * b)
+        if rest:
+            cells = random_ranks(batch, b * b, generator) < rest  # the partial block's cells, uniformly
+            blocks = blocks | ((rank == full).unsqueeze(-1) & cells.unsqueeze(1))
         return rearrange(blocks, "n (hn wn) (hb wb) -> n (hn hb wn wb)", hn=grid[0] // b, hb=b)
 
     def __repr__(self) -> str:
@@ -185,9 +190,11 @@ class CropMasker(Masker):
     the window is the largest square that fits, side floor(sqrt(N - floor(ratio * N))), which
     is how maskdm's configs choose their crop side (15 / 11 / 5 on a 16x16 grid for 10 / 50 /
     90% masking). Otherwise: if V is a square the window is sqrt(V) x sqrt(V); if not, the
-    window side is S = ceil(sqrt(V)) and it is filled in a fixed order until V patches are
-    visible: the s x s square (s = floor(sqrt(V))) first, then the column to its right
-    top-down, then the bottom row left to right — a square with a partial border on two sides.
+    window side is S = ceil(sqrt(V)): its s x s square (s = floor(sqrt(V))) is visible, and
+    V - s^2 of the 2s + 1 border cells (the column right of the square, the row below it),
+    drawn uniformly without replacement — a square with a partial border on two sides. (A
+    fixed border order, as before, never showed the grid's last row at 5 of 16 visible.)
+    Draw order from ``generator``: window top, left, then the border cells if any.
     """
 
     roundings = ("mask_floor", "keep_floor", "square_window")
@@ -204,21 +211,30 @@ class CropMasker(Masker):
         if window > min(grid):
             raise ValueError(f"crop masker: {visible} visible patches need a {window}x{window} window, larger than "
                              f"the {grid[0]}x{grid[1]} grid; raise the mask ratio")
-        fill = window_fill_order(window, side)[:visible]
         top = (rand((batch,), generator) * (grid[0] - window + 1)).long().clamp(max=grid[0] - window)
         left = (rand((batch,), generator) * (grid[1] - window + 1)).long().clamp(max=grid[1] - window)
-        rows = top[:, None] + fill[:, 0].to(top.device)
-        cols = left[:, None] + fill[:, 1].to(top.device)
+        square, border = window_cells(side)
+        offsets = square.to(top.device).expand(batch, -1, -1)
+        if visible > side * side:
+            order = torch.argsort(rand((batch, len(border)), generator), dim=1)[:, :visible - side * side]
+            offsets = torch.cat([offsets, border.to(top.device)[order.to(top.device)]], dim=1)
+        rows = top[:, None] + offsets[..., 0]
+        cols = left[:, None] + offsets[..., 1]
         mask = torch.ones(batch, grid[0] * grid[1], dtype=torch.bool, device=top.device)
         return mask.scatter(1, rows * grid[1] + cols, False)
 
 
-def window_fill_order(window: int, side: int) -> torch.Tensor:
-    """(window^2, 2) cell offsets: the side x side square row by row, then the column right of it
-    top-down, then the bottom row left to right (used only when window = side + 1)."""
+def random_ranks(batch: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """(B, n): a uniformly random permutation of 0 .. n-1 per row (ranks of uniform noise)."""
+    return torch.argsort(torch.argsort(rand((batch, n), generator), dim=1), dim=1)
+
+
+def window_cells(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cell offsets (row, col) of a crop window: the side x side square (side^2, 2) and its
+    2 side + 1 border cells (2 side + 1, 2), the column right of it then the row below it."""
     square = [(r, c) for r in range(side) for c in range(side)]
-    border = [(r, side) for r in range(side)] + [(side, c) for c in range(side + 1)] if window > side else []
-    return torch.tensor(square + border, dtype=torch.long).reshape(-1, 2)
+    border = [(r, side) for r in range(side)] + [(side, c) for c in range(side + 1)]
+    return torch.tensor(square, dtype=torch.long).reshape(-1, 2), torch.tensor(border, dtype=torch.long)
 
 
 class MaskSchedule(abc.ABC):

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from mdreg.masking import BlockMasker, CropMasker, num_masked, visible_ids, window_fill_order
+from mdreg.masking import BlockMasker, CropMasker, num_masked, visible_ids, window_cells
 from mdreg.registry import MASKERS
 
 RATIOS = [0.0, 0.1, 0.29, 0.5, 0.7, 0.9, 0.97, 1.0]
@@ -35,7 +35,7 @@ def test_same_generator_state_same_mask(name, kw):
 
 
 @pytest.mark.parametrize("b", [2, 4, 8])
-def test_block_mask_is_whole_blocks_plus_one_raster_partial_block(b):
+def test_block_mask_is_whole_blocks_plus_one_partial_block(b):
     ratio, grid = 0.3, (16, 16)
     k = num_masked(ratio, 256)
     full, rest = divmod(k, b * b)
@@ -45,8 +45,8 @@ def test_block_mask_is_whole_blocks_plus_one_raster_partial_block(b):
     assert ((counts == b * b).sum(1) == full).all()
     partial = per_block[(counts > 0) & (counts < b * b)]
     assert partial.shape[0] == (8 if rest else 0)
-    if rest:
-        assert (partial == (torch.arange(b * b) < rest)).all()  # the first `rest` cells, row by row
+    if rest:  # `rest` cells of it, drawn at random (tests/test_masking_block_coverage.py: how often each)
+        assert (partial.sum(-1) == rest).all() and len({tuple(p.tolist()) for p in partial}) > 1
 
 
 def test_block_covers_every_block_uniformly():
@@ -72,8 +72,10 @@ def test_crop_keeps_one_window_visible(ratio):
         rows, cols = torch.nonzero(~row.reshape(grid), as_tuple=True)
         top, left = int(rows.min()), int(cols.min())
         assert int(rows.max()) - top < window and int(cols.max()) - left < window
+        square, border = window_cells(side)
         cells = {(int(r) - top, int(c) - left) for r, c in zip(rows, cols)}
-        assert cells == {tuple(rc) for rc in window_fill_order(window, side)[:visible].tolist()}
+        assert {tuple(rc) for rc in square.tolist()} <= cells <= {tuple(rc) for rc in square.tolist() + border.tolist()}
+        assert len(cells) == visible
 
 
 def test_crop_window_position_is_uniform():
@@ -85,9 +87,10 @@ def test_crop_window_position_is_uniform():
     assert counts.sum() == 4000 and counts.min() > 100  # each of 25 corners expected 160 times
 
 
-def test_crop_window_fill_order():
-    order = window_fill_order(3, 2).tolist()
-    assert order == [[0, 0], [0, 1], [1, 0], [1, 1], [0, 2], [1, 2], [2, 0], [2, 1], [2, 2]]
+def test_crop_window_cells():
+    square, border = window_cells(2)
+    assert square.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert border.tolist() == [[0, 2], [1, 2], [2, 0], [2, 1], [2, 2]]
     with pytest.raises(ValueError, match="raise the mask ratio"):
         CropMasker(0.05)(1, (4, 16), torch.Generator().manual_seed(0))
 

@@ -82,10 +82,11 @@ class EpsModel:
         out = self.output(x, t)[:, :x.shape[1]]
         if self.prediction == "eps":
             return out
-        a = self.schedule.abar(t, x)
+        s = self.schedule  # coefficients formed in float64, cast at use (see mdreg.diffusion.schedules)
         if self.prediction == "v":  # eps = sqrt(abar) v + sqrt(1 - abar) x_t
-            return a.sqrt() * out + (1 - a).sqrt() * x
-        return (x - a.sqrt() * out) / (1 - a).sqrt().clamp(min=1e-4)  # from x0
+            return s.at(s.sqrt_abar, t, x) * out + s.at(s.sqrt_one_minus_abar, t, x) * x
+        # from x0: eps = (sqrt(1/abar) x_t - x0) / sqrt(1/abar - 1), DiT ``_predict_eps_from_xstart``
+        return (s.at(s.sqrt_recip_abar, t, x) * x - out) / s.at(s.sqrt_recipm1_abar, t, x).clamp(min=1e-4)
 
     def eps_and_variance(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eps, v): v in [-1, 1] interpolates log beta~_t (v = -1) and log beta_t (v = 1)."""

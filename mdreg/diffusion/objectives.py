@@ -63,8 +63,8 @@ class EpsilonObjective:
             return noise
         if self.prediction == "x0":
             return x0
-        a = self.schedule.abar(t, x0)
-        return a.sqrt() * noise - (1 - a).sqrt() * x0
+        s = self.schedule  # coefficients formed in float64, cast at use (see mdreg.diffusion.schedules)
+        return s.at(s.sqrt_abar, t, x0) * noise - s.at(s.sqrt_one_minus_abar, t, x0) * x0
 
     def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None, ids_keep: torch.Tensor | None = None,
                  generator: torch.Generator | None = None) -> LossOutput:

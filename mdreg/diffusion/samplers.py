@@ -74,10 +74,12 @@ EPS_AFTER_CLIP = ("rederive", "raw")
 
 def predict_x0(model_fn, x: torch.Tensor, t: int, abar: float, clip: float | None,
                eps_after_clip: str = "rederive") -> tuple[torch.Tensor, torch.Tensor]:
-    """(x0, eps) at integer timestep ``t``: x0 = (x - sqrt(1 - abar) eps) / sqrt(abar), clipped to
-    ``[-clip, clip]`` when ``clip`` is set. Which epsilon goes with a clipped x0:
+    """(x0, eps) at integer timestep ``t``: x0 = sqrt(1/abar) x - sqrt(1/abar - 1) eps, clipped to
+    ``[-clip, clip]`` when ``clip`` is set. Both coefficients are formed in float64 and cast at use
+    (DiT ``_predict_xstart_from_eps``; maskdm ``predict_start_from_noise``: the same form). Which
+    epsilon goes with a clipped x0:
 
-    * ``"rederive"``: eps = (x - sqrt(abar) x0) / sqrt(1 - abar) from the clipped x0, so (x0, eps)
+    * ``"rederive"``: eps = (sqrt(1/abar) x - x0) / sqrt(1/abar - 1) from the clipped x0, so (x0, eps)
       stay consistent with x (ADM / DiT ``diffusion/gaussian_diffusion.py`` ``ddim_sample``:
       ``eps = self._predict_eps_from_xstart(x, t, out["pred_xstart"])``);
     * ``"raw"``: the network's own epsilon, unchanged by the clipping (maskdm ``gaussian_ddpm.py``
@@ -85,11 +87,12 @@ def predict_x0(model_fn, x: torch.Tensor, t: int, abar: float, clip: float | Non
       steps with ``pred_noise``).
     """
     eps = model_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).float()
-    x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+    recip, recipm1 = math.sqrt(1 / abar), math.sqrt(1 / abar - 1)
+    x0 = recip * x - recipm1 * eps
     if clip is not None:
         x0 = x0.clamp(-clip, clip)
         if eps_after_clip == "rederive":
-            eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
+            eps = (recip * x - x0) / recipm1
     return x0, eps
 
 
@@ -138,7 +141,10 @@ class DDIM(ReverseChain):
     clipped to ``[-clip, clip]`` (None: no clipping) and ``eps_after_clip`` says which epsilon
     enters the update (:func:`predict_x0`): ``"rederive"`` (default; ADM / DiT) or ``"raw"``
     (maskdm, whose ``eval.py`` samples with eta 1 and clipping on; the MaskDM recipes set it).
-    MaskDM evaluates with DDIM-500/250, eta 1.0 or 0.8 (appendix Table 6)."""
+    MaskDM evaluates with DDIM-500/250, eta 1.0 or 0.8 (appendix Table 6). The update's
+    coefficients are Python floats from the float64 abar; DiT's ``ddim_sample`` forms them from
+    abar cast to float32 first (``_extract_into_tensor(self.alphas_cumprod, ...)``), which is
+    less accurate near t = 0: mdreg keeps float64 there on purpose."""
 
     def __init__(self, steps: int = 50, eta: float = 0.0, clip: float | None = 1.0, spacing: str = "linspace",
                  eps_after_clip: str = "rederive"):

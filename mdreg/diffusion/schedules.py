@@ -2,7 +2,12 @@
 
 ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` with ``abar_t = prod_{s<=t} (1 - beta_s)``
 (MaskDM eq. 1/4 use this forward process). Timesteps are integers ``0 .. T-1``.
-Buffers are float64; values are cast to the data's dtype at use.
+
+Precision follows DiT (``diffusion/gaussian_diffusion.py`` at 29e4fa6, l. 168 "Use float64 for
+accuracy", l. 183-187): every coefficient (sqrt(abar), sqrt(1 - abar), sqrt(1/abar),
+sqrt(1/abar - 1), the posterior's) is a float64 table, and only the finished coefficient is cast
+to the data's dtype (``_extract_into_tensor``: ``arr[timesteps].float()``). Casting abar first
+loses digits where abar is near 1: 1 - abar_0 = 1e-4 keeps only ~3 significant digits in fp32.
 """
 from __future__ import annotations
 
@@ -36,10 +41,17 @@ class DiscreteSchedule:
         self.posterior_log_variance_clipped = clipped.log()
         self.log_betas = betas.log()
         self.timestep_map = list(range(len(betas)))
+        # q(x_t | x_0) and its inversions (DiT l. 183-187), formed in float64
+        abar = self.alphas_cumprod
+        self.sqrt_abar = abar.sqrt()
+        self.sqrt_one_minus_abar = (1 - abar).sqrt()
+        self.sqrt_recip_abar = (1 / abar).sqrt()
+        self.sqrt_recipm1_abar = (1 / abar - 1).sqrt()
 
     def abar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """alpha-bar at integer timesteps ``t`` (B,), shaped to broadcast against ``like``.
-        ``t = -1`` means "before the first step" (alpha-bar = 1), used by samplers."""
+        ``t = -1`` means "before the first step" (alpha-bar = 1). In ``like``'s dtype: form
+        coefficients from the float64 tables (:meth:`at`), not from this value."""
         table = torch.cat([self.alphas_cumprod.new_ones(1), self.alphas_cumprod]).to(like.device)
         out = table[(t + 1).long().to(like.device)]
         return out.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
@@ -76,17 +88,12 @@ class DiscreteSchedule:
         return randint(0, self.num_timesteps, (batch,), generator, device)
 
     def add_noise(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """q(x_t | x_0): ``sqrt(abar_t) x0 + sqrt(1 - abar_t) noise``."""
-        a = self.abar(t, x0)
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+        """q(x_t | x_0): ``sqrt(abar_t) x0 + sqrt(1 - abar_t) noise`` (Ho et al. eq. 4; DiT ``q_sample``)."""
+        return self.at(self.sqrt_abar, t, x0) * x0 + self.at(self.sqrt_one_minus_abar, t, x0) * noise
 
     def x0_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        a = self.abar(t, x_t)
-        return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
-
-    def eps_from_x0(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        a = self.abar(t, x_t)
-        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+        """``sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps``, DiT's ``_predict_xstart_from_eps`` form."""
+        return self.at(self.sqrt_recip_abar, t, x_t) * x_t - self.at(self.sqrt_recipm1_abar, t, x_t) * eps
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(T={self.num_timesteps})"

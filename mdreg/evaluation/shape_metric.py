@@ -7,8 +7,22 @@ see :mod:`mdreg.evaluation.shape_classifier` for its seeds and cache).
 - ``shape_fid``: Fréchet distance between the samples and as many fresh real renders in
   the classifier's penultimate (64-d) feature space; ``shape_fid_floor``: the same between
   two independent real sets of that size (the small-sample bias: what perfect samples get);
+- ``shape_kid`` / ``shape_kid_floor``: the same comparisons as unbiased MMD^2 with KID's cubic
+  kernel (Bińkowski et al. 2018; :func:`~mdreg.evaluation.formulas.polynomial_mmd2`): about 0
+  for real vs real at any sample count, so small sets compare without a floor;
+- ``memorised``: share of samples whose nearest training image (pixel space, L2) is nearer
+  than the 5th percentile of held-out real renders' nearest-training distances; fresh renders
+  score ~0.05 by construction (``memorised_real``, another real set), replayed training
+  images 1.0 (``memorised_threshold``: that distance, on [-1, 1] pixels);
 - ``confident``: share of samples whose top softmax probability is >= ``threshold``
-  (default 0.9); ``confident_real``: the same for real images;
+  (default 0.9); ``confident_real``: the same for real images. NOT a quality score: it
+  rewards high-contrast edges, not resemblance to the data. Gaussian noise is 91% confident
+  and an untrained model's samples 93-95% (about 90% of both "ring"), above the quickstart's trained
+  model (~70%) and real renders averaged over 4x4 patches (45%): the classifier saw only
+  clean renders, and off the data its piecewise-linear (ReLU) features and logits grow with
+  the input's edge energy, so the softmax saturates (median |features| 42 for noise, 27 for
+  real renders, 14 for the patch means; tools/perf/shape_metric_calibration.py). Read it
+  next to ``class_freq_gap``, which catches that collapse onto one class;
 - ``freq_<shape>``: each class's share of the confidently classified samples (0 when none
   is confident); ``class_freq_gap``: the largest absolute difference to the data's class
   frequencies (the classifier's training labels), in percentage points;
@@ -19,6 +33,7 @@ Images are uint8-quantised first, as tools/sample.py saves them, so a tensor and
 score the same. ``python tools/shape_fid.py SAMPLES`` scores a PNG folder or an ``.npz``
 (``arr_0`` uint8 NHWC); the dataset settings come from the flags, else from the run's
 config.yaml when SAMPLES is a tools/sample.py folder, else the defaults of dataset:shapes.
+What it can and cannot see: docs/evaluation.md, "Shape metric calibration".
 """
 from __future__ import annotations
 
@@ -33,9 +48,11 @@ import torch
 from mdreg.data.synthetic import SHAPES, Shapes
 from mdreg.errors import UserError
 from mdreg.evaluation import shape_classifier as sc
-from mdreg.evaluation.formulas import frechet_distance, gaussian_stats
+from mdreg.evaluation.formulas import frechet_distance, gaussian_stats, polynomial_mmd2
 
 THRESHOLD = 0.9  # a sample is "confidently classified" when its top softmax probability reaches this
+MEMORISED_QUANTILE = 0.05  # "memorised": nearer to a training image than 95% of held-out renders are
+HELDOUT_FOR_THRESHOLD = 1024  # held-out renders that set the memorisation threshold
 FEATURES = sc.RECIPE["feature_dim"]
 DATASET_NAMES = ("dataset:shapes", "dataset:synthetic_shapes", "mdreg.data.synthetic.Shapes")
 DEFAULTS = {k: p.default for k, p in inspect.signature(Shapes.__init__).parameters.items() if k != "self"}
@@ -142,7 +159,10 @@ class ShapeMetric:
         self.band = sc.seed_band(s["seed"], s["num_images"])  # seeds no image of the dataset uses
         self.net, self.info = sc.load_or_train(self.settings, self.band, Path(cache_dir) if cache_dir else None)
         self.data_freq = torch.tensor(self.info["class_freq"], dtype=torch.float64)
-        self._real: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.dataset_seed, self.num_images = s["seed"], s["num_images"]
+        self._real: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._train: torch.Tensor | None = None  # the training images, uint8, rendered on first use
+        self._memo_threshold: float | None = None
 
     @classmethod
     def for_dataset(cls, dataset, threshold: float = THRESHOLD, cache_dir: str | Path | None = None,
@@ -163,11 +183,44 @@ class ShapeMetric:
 
     def real(self, purpose: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and probabilities of the first ``count`` renders of a real set (kept)."""
+        return self.real_set(purpose, count)[:2]
+
+    def real_set(self, purpose: str, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(features, probabilities, uint8 images) of the first ``count`` renders of a real set (kept)."""
         have = self._real.get(purpose)
         if have is None or len(have[0]) < count:
             images, _ = sc.render_set(count, self.band + sc.PURPOSES[purpose], self.settings)
-            self._real[purpose] = have = self.features(sc.to_unit(images))
-        return have[0][:count], have[1][:count]
+            self._real[purpose] = have = (*self.features(sc.to_unit(images)), images)
+        return have[0][:count], have[1][:count], have[2][:count]
+
+    def training_images(self) -> torch.Tensor:
+        """The dataset's own images (``seed``, ``num_images``) as uint8, rendered as dataset:shapes does."""
+        if self._train is None:
+            self._train, _ = sc.render_set(self.num_images, self.dataset_seed, self.settings)
+        return self._train
+
+    def nearest_training_distance(self, images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """(N,) L2 distance of each image in [-1, 1] to its nearest training image, in [-1, 1] units.
+        Computed on the 0..255 levels, whose products are whole numbers exact in float64: a copy is 0."""
+        x = sc.to_uint8(images).flatten(1).double()
+        best = torch.full((len(x),), float("inf"), dtype=torch.float64)
+        for start in range(0, self.num_images, chunk):
+            t = self.training_images()[start:start + chunk].flatten(1).double()
+            d2 = x.pow(2).sum(1)[:, None] - 2 * x @ t.T + t.pow(2).sum(1)[None]
+            best = torch.minimum(best, d2.min(1).values)
+        return best.sqrt() / 127.5
+
+    def memorisation_threshold(self) -> float:
+        """The :data:`MEMORISED_QUANTILE` quantile of held-out renders' nearest-training distances."""
+        if self._memo_threshold is None:
+            held, _ = sc.render_set(HELDOUT_FOR_THRESHOLD, self.band + sc.PURPOSES["heldout"], self.settings)
+            d = self.nearest_training_distance(sc.to_unit(held))
+            self._memo_threshold = float(torch.quantile(d, MEMORISED_QUANTILE))
+        return self._memo_threshold
+
+    def memorised(self, images: torch.Tensor) -> float:
+        """Share of ``images`` nearer to a training image than :meth:`memorisation_threshold`."""
+        return float((self.nearest_training_distance(images) < self.memorisation_threshold()).double().mean())
 
     def class_freq(self, probs: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         """(class shares among confident predictions, confident share, max gap to the data in pp)."""
@@ -185,12 +238,16 @@ class ShapeMetric:
             raise UserError(f"shape-FID needs at least 2 samples, got {len(x)}")
         f_s, p_s = self.features(x)
         f_r, _ = self.real("reference", len(x))
-        f_o, p_o = self.real("floor", len(x))
+        f_o, p_o, floor_images = self.real_set("floor", len(x))
         ref = gaussian_stats(f_r)
         freq, confident, gap = self.class_freq(p_s)
         _, confident_real, gap_floor = self.class_freq(p_o)
         out = {"shape_fid": frechet_distance(*gaussian_stats(f_s), *ref),
                "shape_fid_floor": frechet_distance(*gaussian_stats(f_o), *ref),
+               "shape_kid": polynomial_mmd2(f_s.numpy(), f_r.numpy()),
+               "shape_kid_floor": polynomial_mmd2(f_o.numpy(), f_r.numpy()),
+               "memorised": self.memorised(x), "memorised_real": self.memorised(sc.to_unit(floor_images)),
+               "memorised_threshold": self.memorisation_threshold(),
                "confident": confident, "confident_real": confident_real, "class_freq_gap": gap,
                "class_freq_gap_floor": gap_floor}
         out.update({f"freq_{name}": float(freq[i]) for i, name in enumerate(SHAPES)})
@@ -229,8 +286,12 @@ def report(scores: dict, metric: ShapeMetric, source: str) -> str:
     return "\n".join([
         f"shape-FID {scores['shape_fid']:.3f} (real vs real floor {scores['shape_fid_floor']:.3f}; "
         f"{int(scores['num_samples'])} samples)",
+        f"shape-KID {scores['shape_kid']:.4g} (real vs real {scores['shape_kid_floor']:.4g}; unbiased, ~0 for real)",
+        f"memorised {100 * scores['memorised']:.1f}% of samples, {100 * scores['memorised_real']:.1f}% of real images "
+        f"(nearest of the {metric.num_images} training images within {scores['memorised_threshold']:.3g}, "
+        f"the {100 * MEMORISED_QUANTILE:g}th percentile for held-out renders)",
         f"confident {100 * scores['confident']:.1f}% of samples, {100 * scores['confident_real']:.1f}% of real "
-        f"images (top softmax >= {metric.threshold:g})",
+        f"images (top softmax >= {metric.threshold:g}; a diagnostic: noise scores high)",
         f"classes of confident samples vs data: {shares}",
         f"class frequency gap {scores['class_freq_gap']:.1f} pp (real {scores['class_freq_gap_floor']:.1f} pp)",
         f"dataset: {s['resolution']} px, max_shapes {s['max_shapes']}, size_range {tuple(s['size_range'])} "

@@ -18,10 +18,11 @@ from mdreg.registry import METRICS
 @METRICS.register("shape")
 class ShapeScore:
     """The shape metric (:mod:`mdreg.evaluation.shape_metric`) of ``num`` samples of a stage
-    trained on ``dataset:shapes``: shape-FID with its real-vs-real floor, the confident share and
-    the class-frequency gap."""
+    trained on ``dataset:shapes``: shape-FID with its real-vs-real floor, shape-KID, the share of
+    samples memorised from the stage's training images, the confident share (a diagnostic, not a
+    quality score) and the class-frequency gap."""
 
-    KEYS = ("shape_fid", "shape_fid_floor", "confident", "class_freq_gap")
+    KEYS = ("shape_fid", "shape_fid_floor", "shape_kid", "memorised", "confident", "class_freq_gap")
 
     def __init__(self, dataset, num: int = 256, every: int | None = None, threshold: float = 0.9):
         if not applies_to(dataset):

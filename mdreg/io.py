@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 from mdreg.errors import UserError
 
+
 class OutOfSpace(UserError):
     """A file could not be written for lack of space; nothing it would replace was touched.
     ``folder``, ``name``, ``need`` and ``free`` (texts) let a caller say more about the file."""

@@ -11,8 +11,9 @@ import torch
 import yaml
 from omegaconf import DictConfig, open_dict
 
-from mdreg.config import L, apply_overrides, load_recipe, node, target_ref
-from mdreg.config.lazy import resolve_target
+from mdreg.config import L, load_recipe, node
+from mdreg.config.lazy import resolve_target, target_ref
+from mdreg.config.overrides import apply_overrides
 from mdreg.errors import UserError
 from mdreg.plugins import import_plugins, plugins_of
 

@@ -16,12 +16,10 @@ import torch
 
 from mdreg.benchmark.configs import prepare
 from mdreg.benchmark.timing import peak_memory_gb, reset_peak_memory, time_windows
-from mdreg.engine.distributed import configure_process
-from mdreg.engine.distributed import DistEnv, pick_device
+from mdreg.engine.distributed import DistEnv, configure_process, pick_device
 from mdreg.engine.parts import StageParts, build_parts
 from mdreg.engine.stage import TrainSettings, plan_stage
-from mdreg.engine.step import train_step
-from mdreg.engine.step import wrap
+from mdreg.engine.step import train_step, wrap
 
 
 @dataclass

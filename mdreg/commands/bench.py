@@ -91,8 +91,8 @@ def load(args) -> tuple[object, str, str]:
 def data_throughput(cfg, batch: int, batches: int, device: torch.device) -> dict:
     """The recipe's dataset read as the trainer reads it: ``train.num_workers`` workers, pinned
     memory on CUDA."""
-    from mdreg.config import instantiate
     from mdreg.benchmark.data_throughput import read_throughput
+    from mdreg.config import instantiate
 
     dataset = instantiate(cfg.data.dataset, key="data.dataset")
     return {"dataset": type(dataset).__name__,

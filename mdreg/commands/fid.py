@@ -35,8 +35,8 @@ from pathlib import Path
 
 import torch
 
-from mdreg.evaluation.inception_metrics import ALL_METRICS, compute_metrics
 from mdreg.evaluation.inception import PREPROCESS
+from mdreg.evaluation.inception_metrics import ALL_METRICS, compute_metrics
 
 LABELS = {"fid": "FID", "sfid": "sFID", "is": "IS", "precision": "precision", "recall": "recall", "kid": "KID"}
 

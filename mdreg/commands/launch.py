@@ -97,8 +97,8 @@ def main(argv: list[str]) -> int:
         raise UserError("give a recipe file, e.g. python tools/launch.py recipes/quickstart.py")
     if args.diff:
         return show_diff(args)
-    from mdreg.runs.plan import build_plans
     from mdreg.reports.plan_table import describe_plans
+    from mdreg.runs.plan import build_plans
 
     plans = build_plans(args.recipe, args.overrides, args.sweep, only=args.only, imports=args.imports)
     if args.stages:

@@ -168,8 +168,8 @@ def backbone_cost(name: str, kwargs: dict, batch: int, mask_ratio: float, table_
     import torch
 
     from mdreg.config.instantiate import check_call
-    from mdreg.models.flops import count_parameters, forward_gmacs, parameter_table
     from mdreg.masking import num_masked
+    from mdreg.models.flops import count_parameters, forward_gmacs, parameter_table
     from mdreg.registry import BACKBONES
 
     if batch < 1 or not 0.0 <= mask_ratio < 1.0:

@@ -8,8 +8,15 @@ import time
 from pathlib import Path
 
 from mdreg.evaluation import shape_metric
-from mdreg.evaluation.shape_metric import (THRESHOLD, ShapeMetric, check_size, dataset_settings, report, run_settings,
-                                           to_images)
+from mdreg.evaluation.shape_metric import (
+    THRESHOLD,
+    ShapeMetric,
+    check_size,
+    dataset_settings,
+    report,
+    run_settings,
+    to_images,
+)
 
 
 def main(argv: list[str]) -> int:

@@ -1,12 +1,10 @@
-"""Lazy, Python-file configs: ``L(...)`` calls, recipe loading, overrides, instantiate, YAML."""
+"""Lazy, Python-file configs: ``L(...)`` calls (``lazy.py``), recipe loading (``loader.py``),
+overrides (``overrides.py``, Hydra's grammar), instantiate (``instantiate.py``) and YAML
+(``serialize.py``). The package hands on what recipes and user code reach for; the rest is
+imported from its module (so loading a recipe does not load Hydra's override parser)."""
 from mdreg.config.instantiate import instantiate
-from mdreg.config.lazy import L, LazyCall, is_lazy, node, target_ref
+from mdreg.config.lazy import L, LazyCall, node
 from mdreg.config.loader import load_recipe
-from mdreg.config.overrides import Override, ParsedOverrides, Sweep, apply_overrides, parse_overrides
-from mdreg.io import atomic_write_text
-from mdreg.config.serialize import check_serialisable, dump_yaml, load_config, save_config
-from mdreg.config.tree import iter_keys, to_plain
+from mdreg.config.serialize import dump_yaml, load_config
 
-__all__ = ["L", "LazyCall", "instantiate", "is_lazy", "node", "target_ref", "load_recipe", "Override",
-           "ParsedOverrides", "Sweep", "apply_overrides", "parse_overrides", "atomic_write_text",
-           "check_serialisable", "dump_yaml", "load_config", "save_config", "iter_keys", "to_plain"]
+__all__ = ["L", "LazyCall", "node", "instantiate", "load_recipe", "dump_yaml", "load_config"]

@@ -21,8 +21,17 @@ from typing import Any, Callable, Iterable
 
 from omegaconf import DictConfig, ListConfig
 
-from mdreg.config.lazy import (META_KEYS, PARTIAL, REF, TARGET, import_object, is_lazy, is_object_ref, is_ref,
-                               resolve_target)
+from mdreg.config.lazy import (
+    META_KEYS,
+    PARTIAL,
+    REF,
+    TARGET,
+    import_object,
+    is_lazy,
+    is_object_ref,
+    is_ref,
+    resolve_target,
+)
 from mdreg.errors import ConfigError, UserError, did_you_mean
 from mdreg.registry import lookup, ref_of
 

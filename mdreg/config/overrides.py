@@ -20,9 +20,16 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from mdreg.config.lazy import TARGET, import_object, is_lazy, node, resolve_target, target_ref
-from mdreg.config.override_types import check_value, is_interpolation
 from mdreg.config.instantiate import accepts, describe, parameters
+from mdreg.config.lazy import (
+    TARGET,
+    import_object,
+    is_lazy,
+    node,
+    resolve_target,
+    target_ref,
+)
+from mdreg.config.override_types import check_value, is_interpolation
 from mdreg.config.tree import iter_keys
 from mdreg.errors import ConfigError, closest
 from mdreg.registry import is_ref

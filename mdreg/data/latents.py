@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mdreg.io import atomic_write_text
 from mdreg.data.base import ImageDataset
 from mdreg.data.image_folder import ImageFolder
 from mdreg.errors import UserError
+from mdreg.io import atomic_write_text
 from mdreg.registry import DATASETS
 
 FORMAT, VERSION = "mdreg-latents", 1

@@ -18,7 +18,6 @@ from typing import Callable
 
 import torch
 
-
 PREDICTIONS = ("eps", "v", "x0")  # what a discrete-schedule network outputs (objectives' ``prediction``)
 
 

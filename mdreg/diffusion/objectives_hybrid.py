@@ -25,7 +25,12 @@ import math
 import torch
 
 from mdreg.diffusion.objectives import EpsilonObjective, LossOutput
-from mdreg.diffusion.vlb import discretized_gaussian_log_likelihood, learned_log_variance, mean_over_dims, normal_kl
+from mdreg.diffusion.vlb import (
+    discretized_gaussian_log_likelihood,
+    learned_log_variance,
+    mean_over_dims,
+    normal_kl,
+)
 from mdreg.registry import OBJECTIVES
 from mdreg.rng import randn
 

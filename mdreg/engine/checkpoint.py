@@ -43,7 +43,6 @@ from mdreg.engine.parts import StageParts
 from mdreg.errors import UserError
 from mdreg.io import OutOfSpace, atomic_write, atomic_write_text, local_path
 
-
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 _DAMAGED = re.compile(r"^step_\d{8}\.pt\.damaged(\.\d+)?$")
 REQUIRED = ("model", "ema", "optimizer", "step")  # what a training checkpoint must hold
@@ -308,7 +307,9 @@ def find_checkpoint(path: str | Path, what: str = "checkpoint") -> tuple[Path, s
         return named, f"named by {path}"
     if path.is_dir():
         if (path / "config.yaml").is_file() and not (path / "checkpoints").is_dir():
-            from mdreg.config.serialize import load_config  # a run directory: its stages, in order
+            from mdreg.config.serialize import (
+                load_config,  # a run directory: its stages, in order
+            )
 
             stages = [s for s in load_config(path / "config.yaml").get("stages", {}).keys() if (path / s).is_dir()]
             if stages:

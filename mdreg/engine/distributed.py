@@ -72,7 +72,6 @@ import torch.distributed as dist
 from mdreg.errors import ConfigError, UserError
 from mdreg.provenance import process_start
 
-
 DEFAULT_TIMEOUT_S = 600  # train.collective_timeout_s
 _PEERS: list[tuple[str, int, int | None]] = []  # (host, pid, start ticks) of each rank, filled by setup()
 _TIMEOUT_S: float = DEFAULT_TIMEOUT_S

@@ -35,7 +35,6 @@ from torch import nn
 
 from mdreg.registry import LR_SCHEDULES
 
-
 FUSABLE = (torch.optim.AdamW, torch.optim.Adam)
 
 

@@ -28,19 +28,29 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name, resume_point
-from mdreg.engine.step import StepBatchSampler
-from mdreg.engine.distributed import DistEnv, StopVote, barrier, max_over_ranks, mean_over_ranks
+
+from mdreg.engine.checkpoint import (
+    CheckpointManager,
+    checkpoint_name,
+    collect_state,
+    restore_state,
+    resume_point,
+)
+from mdreg.engine.distributed import (
+    DistEnv,
+    StopVote,
+    barrier,
+    max_over_ranks,
+    mean_over_ranks,
+)
 from mdreg.engine.handoff import apply_handoff
 from mdreg.engine.monitor import Monitor
 from mdreg.engine.optim import describe
 from mdreg.engine.parts import StageParts
-from mdreg.engine.stage import TrainSettings
-from mdreg.engine.checkpoint import collect_state, restore_state
-from mdreg.engine.step import StepResult, train_step
-from mdreg.engine.step import wrap
-from mdreg.errors import UserError
 from mdreg.engine.sampling import sample_grid, sample_images
+from mdreg.engine.stage import TrainSettings
+from mdreg.engine.step import StepBatchSampler, StepResult, train_step, wrap
+from mdreg.errors import UserError
 
 
 class TrainingDiverged(UserError):

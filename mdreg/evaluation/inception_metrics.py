@@ -24,7 +24,12 @@ import numpy as np
 from mdreg.errors import UserError, did_you_mean
 from mdreg.evaluation import formulas as M
 from mdreg.evaluation.images import image_batches
-from mdreg.evaluation.inception import check_preprocess, extract, load_inception, weights_digest
+from mdreg.evaluation.inception import (
+    check_preprocess,
+    extract,
+    load_inception,
+    weights_digest,
+)
 from mdreg.evaluation.reference import add_features, open_reference, write_reference_npz
 from mdreg.io import cache_dir
 

@@ -32,16 +32,16 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mdreg.config import apply_overrides, load_config, parse_overrides
-from mdreg.io import append_jsonl, atomic_write_text
+from mdreg.config import load_config
+from mdreg.config.overrides import apply_overrides, parse_overrides
 from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name
 from mdreg.errors import UserError
 from mdreg.evaluation.protocol import Protocol, sampler_cli
 from mdreg.evaluation.sample_folder import npz_count, sample_run, stream_images
+from mdreg.io import append_jsonl, atomic_write_text
+from mdreg.provenance import collect
 from mdreg.runs.lock import hold, slurm_job_id
 from mdreg.runs.records import SOURCE, evaluation_records
-from mdreg.provenance import collect
-
 
 
 def run_protocol(run_dir: Path, overrides: list[str] = (), stage: str | None = None):
@@ -143,10 +143,10 @@ class Scorer:
 
     def points(self, run_dir: Path, n: int) -> tuple[dict, dict]:
         """(scores, details) of ``n`` toy points of the stage's last checkpoint (tools/toy_report.py's way)."""
-        from mdreg.config import instantiate
-        from mdreg.evaluation.toy import measure, stage_samples
         from dataclasses import replace
 
+        from mdreg.config import instantiate
+        from mdreg.evaluation.toy import measure, stage_samples
         from mdreg.runs.rundir import plan_of_run
 
         seed = int(self.cfg.train.seed)

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from mdreg.errors import UserError
+from mdreg.evaluation.formulas import gaussian_stats
 from mdreg.evaluation.images import has_images, image_batches, npz_keys, npz_length
 from mdreg.evaluation.inception import extract
-from mdreg.evaluation.formulas import gaussian_stats
 
 STAT_KEYS = ("mu", "sigma", "mu_s", "sigma_s")
 CACHE_VERSION = 1

@@ -33,11 +33,11 @@ from mdreg.config.overrides import apply_overrides, parse_overrides
 from mdreg.engine.checkpoint import CheckpointManager, find_checkpoint, load_checkpoint
 from mdreg.engine.distributed import DistEnv, pick_device
 from mdreg.engine.parts import build_parts
-from mdreg.engine.stage import plan_stage
-from mdreg.rng import stream_seed
-from mdreg.errors import UserError
-from mdreg.runs.rundir import read_run_config
 from mdreg.engine.sampling import generate
+from mdreg.engine.stage import plan_stage
+from mdreg.errors import UserError
+from mdreg.rng import stream_seed
+from mdreg.runs.rundir import read_run_config
 
 
 def sampler_node(cfg, stage: str, name: str | None, overrides: list[str]):

@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mdreg.io import atomic_write
 from mdreg.data import synthetic
 from mdreg.errors import UserError
+from mdreg.io import atomic_write
 from mdreg.io import cache_dir as mdreg_cache_dir
 
 KEY_STRIDE = 1_000_003  # render(): random.Random(seed * KEY_STRIDE + index)

@@ -6,15 +6,14 @@
 """
 from __future__ import annotations
 
-
 import torch
 
 from mdreg.config import instantiate
 from mdreg.engine.checkpoint import CheckpointManager, load_checkpoint
 from mdreg.engine.distributed import DistEnv
 from mdreg.engine.parts import build_parts
-from mdreg.evaluation.formulas import mmd, sliced_wasserstein
 from mdreg.engine.sampling import generate
+from mdreg.evaluation.formulas import mmd, sliced_wasserstein
 from mdreg.runs.plan import RunPlan
 
 

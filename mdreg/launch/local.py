@@ -19,7 +19,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from mdreg.engine.distributed import DistEnv, barrier, collective_failures_explained, configure_process, setup
+from mdreg.engine.distributed import (
+    DistEnv,
+    barrier,
+    collective_failures_explained,
+    configure_process,
+    setup,
+)
 from mdreg.engine.parts import build_parts
 from mdreg.engine.trainer import Trainer
 from mdreg.runs.lock import hold

@@ -26,8 +26,18 @@ from timm.layers import PatchEmbed
 from torch import nn
 
 from mdreg.models.checks import check_multiple_of, check_num_classes, check_transformer
-from mdreg.models.dit_layers import AdaLNLinear, DiTBlock, LabelEmbedder, TimestepEmbedder
-from mdreg.models.layers import gather_tokens, scatter_tokens, sincos_2d_pos_embed, unpatchify
+from mdreg.models.dit_layers import (
+    AdaLNLinear,
+    DiTBlock,
+    LabelEmbedder,
+    TimestepEmbedder,
+)
+from mdreg.models.layers import (
+    gather_tokens,
+    scatter_tokens,
+    sincos_2d_pos_embed,
+    unpatchify,
+)
 from mdreg.models.presets import register_preset
 from mdreg.registry import BACKBONES
 

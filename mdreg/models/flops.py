@@ -16,9 +16,8 @@ then takes about 5 s on two cores. Masked cost uses the exact count of visible t
 from __future__ import annotations
 
 import copy
-from typing import Any
-
 import warnings
+from typing import Any
 
 import torch
 from torch import nn

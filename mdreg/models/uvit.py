@@ -35,7 +35,13 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from mdreg.models.checks import check_multiple_of, check_num_classes, check_transformer
-from mdreg.models.layers import gather_tokens, scatter_tokens, sincos_2d_pos_embed, timestep_embedding, unpatchify
+from mdreg.models.layers import (
+    gather_tokens,
+    scatter_tokens,
+    sincos_2d_pos_embed,
+    timestep_embedding,
+    unpatchify,
+)
 from mdreg.models.presets import register_preset
 from mdreg.registry import BACKBONES
 

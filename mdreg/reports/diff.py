@@ -21,8 +21,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tabulate import tabulate
 
-from mdreg.config import apply_overrides, load_config, load_recipe
+from mdreg.config import load_config, load_recipe
 from mdreg.config.diff import diff_trees
+from mdreg.config.overrides import apply_overrides
 from mdreg.errors import UserError
 
 

@@ -28,11 +28,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tabulate import tabulate
 
-from mdreg.errors import UserError
 from mdreg.engine.parts import meta_model
 from mdreg.engine.stage import TrainStage
-from mdreg.runs.plan import RunPlan
+from mdreg.errors import UserError
 from mdreg.models.flops import forward_gmacs
+from mdreg.runs.plan import RunPlan
 
 SCHEDULE_SAMPLES = 20_000  # steps at which a mask-ratio schedule is evaluated (evenly spaced)
 

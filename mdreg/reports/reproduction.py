@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdreg.errors import UserError
-from mdreg.runs.records import SOURCE as EVALUATE
 from mdreg.evaluation.protocol import Protocol
-from mdreg.runs.plan import RunPlan
 from mdreg.reports.estimate import Device, MacCounter, StageCost, estimate_plans
 from mdreg.reports.plots import SMOOTHING, Curve, ema_smooth, line_plot
 from mdreg.reports.report_tables import element_table, markdown, write_csvs
+from mdreg.runs.plan import RunPlan
+from mdreg.runs.records import SOURCE as EVALUATE
 from mdreg.runs.records import StageRecord, latest_grid, read_run
 
 REPORT = "report"

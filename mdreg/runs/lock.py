@@ -121,7 +121,9 @@ class Holder:
     def job_state(self) -> str | None:
         """The recorded Slurm job's state if it has not ended, ``""`` if it has, None if Slurm
         cannot be asked (no client tools here, or the query failed)."""
-        from mdreg.runs.queue import active_states  # only for a record naming a Slurm job
+        from mdreg.runs.queue import (
+            active_states,  # only for a record naming a Slurm job
+        )
 
         try:
             return active_states([self.job_id]).get(self.job_id, "")
@@ -299,7 +301,9 @@ def check_no_jobs(run_dir: str | Path) -> None:
     jobs = latest_jobs(Path(run_dir))
     if not jobs or shutil.which("squeue") is None:
         return
-    from mdreg.runs.queue import active_states  # Slurm-only: a run that was never submitted does not get here
+    from mdreg.runs.queue import (
+        active_states,  # Slurm-only: a run that was never submitted does not get here
+    )
 
     try:
         states = active_states([j.job_id for j in jobs])

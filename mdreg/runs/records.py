@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from mdreg.engine.checkpoint import CheckpointManager
 from mdreg.io import read_jsonl
 from mdreg.runs.plan import RunPlan

@@ -19,14 +19,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mdreg.config.serialize import dump_yaml, load_config
 from mdreg.config.diff import diff_trees
-from mdreg.io import atomic_write_text
-from mdreg.errors import UserError
+from mdreg.config.serialize import dump_yaml, load_config
 from mdreg.engine.stage import TrainSettings, plan_stage
+from mdreg.errors import UserError
+from mdreg.io import atomic_write_text
 from mdreg.plugins import import_plugins, plugins_of
-from mdreg.runs.plan import RunPlan, changes_training
 from mdreg.provenance import collect
+from mdreg.runs.plan import RunPlan, changes_training
 
 
 def check_writable(folder: Path) -> None:

@@ -3,7 +3,8 @@ interpolations, ``++`` checks and containers replaced by scalars."""
 import pytest
 from omegaconf import OmegaConf
 
-from mdreg.config import L, apply_overrides, node, parse_overrides
+from mdreg.config import L, node
+from mdreg.config.overrides import apply_overrides, parse_overrides
 from mdreg.errors import ConfigError
 
 

@@ -1,7 +1,8 @@
 """Overrides in Hydra's grammar: change / add / delete, struct errors, types, sweeps, target swaps."""
 import pytest
 
-from mdreg.config import L, apply_overrides, load_recipe, node, parse_overrides
+from mdreg.config import L, load_recipe, node
+from mdreg.config.overrides import apply_overrides, parse_overrides
 from mdreg.errors import ConfigError
 from tests.tiny import REPO
 

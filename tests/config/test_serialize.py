@@ -3,7 +3,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mdreg.config import L, dump_yaml, load_config, load_recipe, node, save_config
+from mdreg.config import L, dump_yaml, load_config, load_recipe, node
+from mdreg.config.serialize import save_config
 from mdreg.config.tree import to_plain
 from mdreg.errors import ConfigError
 from tests.tiny import REPO

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from mdreg.config import apply_overrides, parse_overrides
+from mdreg.config.overrides import apply_overrides, parse_overrides
 from mdreg.errors import ConfigError
 from mdreg.evaluation.protocol import Protocol, sampler_cli
 from mdreg.runs.plan import build_plans

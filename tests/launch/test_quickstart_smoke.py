@@ -6,7 +6,8 @@ import numpy as np
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mdreg.config import apply_overrides, load_config, load_recipe
+from mdreg.config import load_config, load_recipe
+from mdreg.config.overrides import apply_overrides
 from mdreg.config.tree import to_plain
 from tests.tiny import QUICKSTART_TINY, REPO, launch
 

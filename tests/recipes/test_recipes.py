@@ -7,7 +7,8 @@ crop maskers, EDM) fail the instantiating tests until those branches are merged.
 """
 import pytest
 
-from mdreg.config import load_config, load_recipe, save_config
+from mdreg.config import load_config, load_recipe
+from mdreg.config.serialize import save_config
 from mdreg.config.tree import to_plain
 from mdreg.commands.launch import main
 from mdreg.launch.local import LocalExecutor

@@ -21,8 +21,10 @@ from mdreg.benchmark.run import random_batch  # noqa: E402
 from mdreg.engine.distributed import DistEnv, pick_device  # noqa: E402
 from mdreg.engine.parts import build_parts  # noqa: E402
 from mdreg.engine.stage import plan_stage  # noqa: E402
-from mdreg.engine.step import train_step  # noqa: E402
-from mdreg.engine.step import wrap  # noqa: E402
+from mdreg.engine.step import (
+    train_step,  # noqa: E402
+    wrap,  # noqa: E402
+)
 
 
 def losses(cfg, device, steps, precision, compile_mode):

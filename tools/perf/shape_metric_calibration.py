@@ -32,7 +32,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from mdreg.config import instantiate, load_recipe  # noqa: E402
 from mdreg.data.synthetic import SHAPES, Shapes  # noqa: E402
-from mdreg.evaluation.sampling import generate  # noqa: E402
+from mdreg.engine.sampling import generate  # noqa: E402
 from mdreg.evaluation.shape_metric import ShapeMetric, to_images  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -23,13 +23,21 @@ import submitit
 from submitit.core.utils import FailedJobError
 
 from mdreg.errors import UserError
-from mdreg.runs.plan import RunPlan
+from mdreg.launch.slurm.cluster import (
+    check_cluster,
+    outside_job_env,
+    require_slurm_client,
+)
 from mdreg.launch.slurm.executor import logs_folder
-from mdreg.launch.slurm.cluster import check_cluster, outside_job_env, require_slurm_client
 from mdreg.launch.slurm.job_graph import JobGroup
-from mdreg.runs.jobs import JobRecord, add_to_latest_submission, latest_jobs
-from mdreg.launch.slurm.sbatch import python_path_setup, sbatch_parameters, submitit_executor
+from mdreg.launch.slurm.sbatch import (
+    python_path_setup,
+    sbatch_parameters,
+    submitit_executor,
+)
 from mdreg.launch.slurm.settings import SlurmSettings, slurm_settings
+from mdreg.runs.jobs import JobRecord, add_to_latest_submission, latest_jobs
+from mdreg.runs.plan import RunPlan
 
 
 class EvaluateJob(submitit.helpers.Checkpointable):

@@ -36,17 +36,26 @@ from submitit.core.utils import FailedJobError, JobPaths
 
 from mdreg.engine.stage import micro_batch_size
 from mdreg.errors import ConfigError, UserError
-from mdreg.runs.plan import RunPlan
-from mdreg.runs.rundir import prepare, write_stage_config
-from mdreg.runs.lock import check_free
-from mdreg.launch.slurm.cluster import check_cluster, outside_job_env, require_slurm_client
+from mdreg.launch.slurm.cluster import (
+    check_cluster,
+    outside_job_env,
+    require_slurm_client,
+)
 from mdreg.launch.slurm.job_graph import JobGroup, chain, describe_graph
-from mdreg.runs.jobs import JobRecord, append_submission, latest_jobs
 from mdreg.launch.slurm.remaining import complete_stages, describe_complete
-from mdreg.launch.slurm.sbatch import python_path_setup, sbatch_parameters, sbatch_script, submitit_executor
+from mdreg.launch.slurm.sbatch import (
+    python_path_setup,
+    sbatch_parameters,
+    sbatch_script,
+    submitit_executor,
+)
 from mdreg.launch.slurm.settings import SlurmSettings, slurm_settings
 from mdreg.launch.slurm.stage_job import StageJob
+from mdreg.runs.jobs import JobRecord, append_submission, latest_jobs
+from mdreg.runs.lock import check_free
+from mdreg.runs.plan import RunPlan
 from mdreg.runs.queue import query
+from mdreg.runs.rundir import prepare, write_stage_config
 
 LOGS = "slurm-logs"
 

@@ -21,6 +21,7 @@ from mdreg.errors import UserError
 from mdreg.runs.jobs import RECORD, JobRecord, latest_jobs
 from mdreg.runs.queue import ENDED, JobState, query
 
+
 def run_dirs_under(path: Path) -> list[Path]:
     """``path`` if it is a submitted run, else every submitted run below it (a sweep)."""
     path = Path(path)

@@ -103,7 +103,9 @@ BUILTINS: dict[str, dict[str, str]] = {
         'vae_latent': 'mdreg.data.transforms',
     },
     'metric': {
-        'shape': 'mdreg.evaluation.stage_metrics',
+        'fid': 'mdreg.evaluation.inception_metrics',
+        'shape': 'mdreg.evaluation.shape_metric',
+        'toy': 'mdreg.evaluation.toy',
     },
 }
 

@@ -17,6 +17,7 @@ or an ADM reference batch / stats file (see reference.py for which metrics each 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from mdreg.evaluation.inception import (
 )
 from mdreg.evaluation.reference import add_features, open_reference, write_reference_npz
 from mdreg.io import cache_dir
+from mdreg.registry import METRICS
 
 ALL_METRICS = ("fid", "sfid", "is", "precision", "recall", "kid")
 POOL_METRICS = ("precision", "recall", "kid")  # need the reference's pool features
@@ -158,3 +160,43 @@ def _save(ref, reference: Path, batch_size: int, resolution, stats_path, batch_p
     if batch_path:
         images = np.concatenate(list(image_batches(reference, batch_size, resolution)))
         write_reference_npz(batch_path, stats, images)
+
+
+@METRICS.register("fid")
+class InceptionMetrics:
+    """FID, sFID, IS, improved precision/recall and KID of sample images against a reference, from
+    one Inception pass (:func:`compute_metrics`); the protocol's ``metrics`` choose which."""
+
+    names = ALL_METRICS
+    defaults = ("fid",)
+    needs_samples = True  # tools/evaluate.py samples the images; the metric scores them
+
+    def __init__(self, reference, weights: str | None = None, metrics=("fid",), preprocess: str = "tf1",
+                 reference_resolution: int | None = None, device: str = "cpu"):
+        weights = weights or os.environ.get("MDREG_INCEPTION_WEIGHTS")
+        if not weights:
+            raise UserError("evaluation.metric=fid needs the FID Inception weights (pt_inception-2015-12-05-"
+                            "6726825d.pth) as a local file: --inception-weights FILE or MDREG_INCEPTION_WEIGHTS")
+        if not Path(weights).is_file():
+            raise UserError(f"--inception-weights {weights}: no such file")
+        if not reference:
+            raise UserError("evaluation.reference is not set: the FID reference (image folder, ADM batch or "
+                            "statistics .npz), usually ${paths.<name>}")
+        self.reference, self.weights, self.metrics = reference, weights, list(metrics)
+        self.preprocess, self.reference_resolution, self.device = preprocess, reference_resolution, device
+
+    @classmethod
+    def for_protocol(cls, cfg, protocol, inception_weights: str | None = None, device: str = "cpu"):
+        return cls(protocol.reference, inception_weights, protocol.metrics, protocol.preprocess,
+                   protocol.reference_resolution, device)
+
+    def score(self, samples: Path, n: int) -> tuple[dict, dict]:
+        """(scores, details) of the first ``n`` images of ``samples`` (tools/sample.py's samples.npz)."""
+        from mdreg.evaluation.sample_folder import npz_count, subset_npz
+
+        if npz_count(samples, ("arr_0",)) != n:
+            samples = subset_npz(samples.parent, n)
+        result = compute_metrics(samples, self.reference, self.weights, self.metrics, device=self.device,
+                                 preprocess=self.preprocess, reference_resolution=self.reference_resolution)
+        scores = {m: result[m] for m in (*self.metrics, "kid_std") if m in result}
+        return scores, {k: v for k, v in result.items() if k not in scores}

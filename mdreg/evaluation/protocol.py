@@ -3,17 +3,20 @@
 recipes/common/evaluation.py writes the section (``fid(...)``, ``shape(...)``; the toys:
 recipes/common/toy.py). Keys:
 
-* ``metric``: ``fid`` (FID/sFID/IS/precision/recall/KID from one Inception pass,
-  :func:`~mdreg.evaluation.inception_metrics.compute_metrics`), ``shape`` (the download-free shape
-  metric, :class:`~mdreg.evaluation.shape_metric.ShapeMetric`) or ``toy`` (sliced W2 and
-  MMD^2 to held-out points, :mod:`mdreg.evaluation.toy`);
+* ``metric``: a ``metric:*`` registry entry, chosen by name: ``fid`` (FID/sFID/IS/precision/
+  recall/KID from one Inception pass, :class:`~mdreg.evaluation.inception_metrics.InceptionMetrics`),
+  ``shape`` (the download-free shape metric, :class:`~mdreg.evaluation.shape_metric.ShapeScore`),
+  ``toy`` (sliced W2 and MMD^2 to held-out points, :class:`~mdreg.evaluation.toy.ToyDistances`),
+  or one of your own (docs/extending.md: a metric declares ``names``, ``defaults``,
+  ``needs_samples`` and builds itself with ``for_protocol``);
 * ``stage`` (default: the last) and ``weights`` (``ema``, as both papers sample);
 * ``sampler``: a ``sampler:*`` node (null: the stage's ``sample.sampler``), ``guidance_scale``
   (null: the stage's), ``seed``, ``batch_size`` (batch ``b`` is seeded by ``(seed, b)``);
 * ``num_samples``: N of FID-N, or a list (MaskDM's FID-3k/10k/30k): one sampling of the
   largest N, each N scored on its first N images;
-* ``metrics``: what is computed and reported (default: ``fid``; shape: ``shape_fid``,
-  ``shape_fid_floor``, ``confident``, ``class_freq_gap``; toy: ``swd``, ``mmd``);
+* ``metrics``: what is computed and reported, among the metric's ``names`` (default: its
+  ``defaults``; fid: ``fid``; shape: ``shape_fid``, ``shape_fid_floor``, ``confident``,
+  ``class_freq_gap``; toy: ``swd``, ``mmd``);
 * ``reference``: fid: an image folder, image ``.npz``, ADM reference batch or statistics
   file; toy: a dataset node of held-out points; shape: unused (fresh renders);
   ``reference_resolution`` (fid; default: the stage's training resolution for an image
@@ -39,13 +42,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mdreg.config.lazy import META_KEYS
 from mdreg.errors import ConfigError, did_you_mean
-from mdreg.evaluation.inception_metrics import ALL_METRICS
+from mdreg.registry import METRICS
 
-SHAPE_METRICS = ("shape_fid", "shape_fid_floor", "confident", "confident_real", "class_freq_gap",
-                 "class_freq_gap_floor")
-KINDS = {"fid": ALL_METRICS, "shape": SHAPE_METRICS, "toy": ("swd", "mmd")}
-DEFAULT_METRICS = {"fid": ("fid",), "shape": ("shape_fid", "shape_fid_floor", "confident", "class_freq_gap"),
-                   "toy": ("swd", "mmd")}
 LOWER_IS_BETTER = {"fid", "sfid", "kid", "shape_fid", "shape_fid_floor", "class_freq_gap", "class_freq_gap_floor",
                    "swd", "mmd"}
 CONDITIONS = ("stage", "weights", "guidance_scale", "num_samples", "seed", "step")
@@ -85,8 +83,7 @@ class Protocol:
             raise ConfigError(f"evaluation.{unknown[0]} is not a protocol key{did_you_mean(unknown[0], KEYS)} "
                               f"(keys: {', '.join(KEYS)})")
         metric = str(ev.get("metric", "fid"))
-        if metric not in KINDS:
-            raise ConfigError(f"evaluation.metric={metric!r}: choose one of {', '.join(KINDS)}")
+        kind = metric_class(metric)
         stages = list(cfg.stages.keys())
         stage = str(ev.get("stage") or stages[-1])
         if stage not in stages:
@@ -97,7 +94,7 @@ class Protocol:
             raise ConfigError(f"evaluation.weights={weights!r}: choose ema or model")
         spec = OmegaConf.to_container(cfg.stages[stage].get("sample") or {}, resolve=True)
         sampler = ev.get("sampler") or spec.get("sampler")
-        if metric != "toy" and not sampler:
+        if kind.needs_samples and not sampler:
             raise ConfigError(f"evaluation.sampler is null and so is stages.{stage}.sample.sampler: name a sampler, "
                               f"e.g. evaluation.sampler={{_target_: 'sampler:ddim', steps: 50}}")
         guidance = ev.get("guidance_scale")
@@ -105,11 +102,11 @@ class Protocol:
         return cls(metric=metric, stage=stage, weights=weights, sampler=sampler,
                    num_samples=_counts(ev.get("num_samples", 50_000 if metric == "fid" else 256)),
                    guidance_scale=guidance, seed=_int(ev, "seed", 0, 0), batch_size=_int(ev, "batch_size", 64, 1),
-                   metrics=_metrics(metric, ev.get("metrics")), reference=ev.get("reference"),
+                   metrics=_metrics(metric, kind, ev.get("metrics")), reference=ev.get("reference"),
                    reference_resolution=_resolution(cfg, stage, metric, ev),
                    preprocess=str(ev.get("preprocess", "tf1")), projections=_int(ev, "projections", 512, 1),
                    threshold=float(ev.get("threshold", 0.9)), paper=str(ev.get("paper") or ""),
-                   reported=_reported(metric, ev.get("reported")))
+                   reported=_reported(metric, kind, ev.get("reported")))
 
     # -- what it means -------------------------------------------------------------------
     @property
@@ -208,16 +205,24 @@ def _counts(value) -> tuple[int, ...]:
     return tuple(dict.fromkeys(counts))
 
 
-def _metrics(metric: str, value) -> tuple[str, ...]:
+def metric_class(name: str):
+    """The registered ``metric:<name>`` (:mod:`mdreg.registry`), or a ConfigError naming ``evaluation.metric``."""
+    if not METRICS.knows(name):
+        raise ConfigError(f"evaluation.metric={name!r} is not a metric{did_you_mean(name, METRICS.names())}; "
+                          f"registered metrics: {', '.join(METRICS.names())}")
+    return METRICS.get(name)
+
+
+def _metrics(metric: str, kind, value) -> tuple[str, ...]:
     if value is None:
-        return DEFAULT_METRICS[metric]
+        return tuple(kind.defaults)
     names = [value] if isinstance(value, str) else list(value)
     for name in names:
-        if name not in KINDS[metric]:
+        if name not in kind.names:
             raise ConfigError(f"evaluation.metrics: {name!r} is not a {metric} metric"
-                              f"{did_you_mean(str(name), KINDS[metric])} (choose from {', '.join(KINDS[metric])})")
+                              f"{did_you_mean(str(name), kind.names)} (choose from {', '.join(kind.names)})")
     if not names:
-        raise ConfigError(f"evaluation.metrics is empty: name at least one of {', '.join(KINDS[metric])}")
+        raise ConfigError(f"evaluation.metrics is empty: name at least one of {', '.join(kind.names)}")
     return tuple(dict.fromkeys(names))
 
 
@@ -230,7 +235,7 @@ def _resolution(cfg: DictConfig, stage: str, metric: str, ev: dict) -> int | Non
     return training_resolution(cfg, stage)
 
 
-def _reported(metric: str, value) -> tuple[dict, ...]:
+def _reported(metric: str, kind, value) -> tuple[dict, ...]:
     if value is None:
         return ()
     entries = [value] if isinstance(value, dict) else value
@@ -241,9 +246,9 @@ def _reported(metric: str, value) -> tuple[dict, ...]:
         for key, number in entry.items():
             if key in CONDITIONS:
                 continue
-            if key not in KINDS[metric]:
+            if key not in kind.names:
                 raise ConfigError(f"evaluation.reported: {key!r} is neither a {metric} metric nor a condition "
-                                  f"({', '.join(CONDITIONS)}){did_you_mean(str(key), [*KINDS[metric], *CONDITIONS])}")
+                                  f"({', '.join(CONDITIONS)}){did_you_mean(str(key), [*kind.names, *CONDITIONS])}")
             if isinstance(number, bool) or not isinstance(number, (int, float)):
                 raise ConfigError(f"evaluation.reported.{key}={number!r}: expected a number")
     return tuple(dict(e) for e in entries)

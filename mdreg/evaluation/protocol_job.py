@@ -25,19 +25,16 @@ submits the same as a Slurm job after the stage's training job (mdreg/launch/slu
 from __future__ import annotations
 
 import json
-import os
 import time
-import zipfile
 from pathlib import Path
 
-from omegaconf import OmegaConf
 
 from mdreg.config import load_config
 from mdreg.config.overrides import apply_overrides, parse_overrides
 from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name
 from mdreg.errors import UserError
-from mdreg.evaluation.protocol import Protocol, sampler_cli
-from mdreg.evaluation.sample_folder import npz_count, sample_run, stream_images
+from mdreg.evaluation.protocol import Protocol, metric_class, sampler_cli
+from mdreg.evaluation.sample_folder import npz_count, sample_run
 from mdreg.io import append_jsonl, atomic_write_text
 from mdreg.provenance import collect
 from mdreg.runs.lock import hold, slurm_job_id
@@ -83,77 +80,10 @@ def checkpoints(cfg, stage_dir: Path, which: str | None) -> list[tuple[int, Path
     return [(int(which), manager.folder / checkpoint_name(int(which)))]
 
 
-def subset_npz(folder: Path, n: int) -> Path:
-    """``samples_n<N>.npz``: the first ``n`` images of the folder (ADM's ``arr_0`` layout)."""
-    target = folder / f"samples_n{n}.npz"
-    if npz_count(target, ("arr_0",)) == n:
-        return target
-    tmp = folder / f".samples_n{n}.tmp.npz"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        with zf.open("arr_0.npy", "w", force_zip64=True) as fh:
-            stream_images(fh, [folder / "images" / f"{i:06d}.png" for i in range(n)])
-    tmp.replace(target)
-    return target
-
-
-class Scorer:
-    """Scores the samples of one protocol (the metric's network or classifier is built once)."""
-
-    def __init__(self, cfg, protocol: Protocol, inception_weights: str | None, device: str):
-        self.cfg, self.p, self.device = cfg, protocol, device
-        self.weights = inception_weights or os.environ.get("MDREG_INCEPTION_WEIGHTS")
-        self._shape = None
-        if protocol.metric == "fid":
-            if not self.weights:
-                raise UserError("evaluation.metric=fid needs the FID Inception weights (pt_inception-2015-12-05-"
-                                "6726825d.pth) as a local file: --inception-weights FILE or MDREG_INCEPTION_WEIGHTS")
-            if not Path(self.weights).is_file():
-                raise UserError(f"--inception-weights {self.weights}: no such file")
-            if not protocol.reference:
-                raise UserError("evaluation.reference is not set: the FID reference (image folder, ADM batch or "
-                                "statistics .npz), usually ${paths.<name>}")
-
-    def shape_metric(self):
-        from mdreg.evaluation.shape_metric import ShapeMetric, applies_to
-
-        if self._shape is None:
-            key = f"stages.{self.p.stage}.dataset"
-            node = OmegaConf.select(self.cfg, key) or self.cfg.data.dataset
-            node = OmegaConf.to_container(node, resolve=True)
-            if not applies_to(node):
-                raise UserError(f"evaluation.metric=shape scores models of dataset:shapes, but stage {self.p.stage!r} "
-                                f"trains on {node.get('_target_')}; use evaluation.metric=fid")
-            self._shape = ShapeMetric.for_dataset(node, threshold=self.p.threshold)
-        return self._shape
-
-    def images(self, folder: Path, n: int) -> tuple[dict, dict]:
-        """(scores, details) of the first ``n`` samples in ``folder``."""
-        if self.p.metric == "shape":
-            from mdreg.evaluation.shape_metric import to_images
-
-            scores = self.shape_metric().score(to_images(folder / "samples.npz")[:n])
-            return {k: scores[k] for k in scores if k not in ("num_samples",)}, {"num_samples": n}
-        from mdreg.evaluation.inception_metrics import compute_metrics
-
-        samples = folder / "samples.npz" if n == max(self.p.num_samples) else subset_npz(folder, n)
-        result = compute_metrics(samples, self.p.reference, self.weights, list(self.p.metrics), device=self.device,
-                                 preprocess=self.p.preprocess, reference_resolution=self.p.reference_resolution)
-        scores = {m: result[m] for m in (*self.p.metrics, "kid_std") if m in result}
-        return scores, {k: v for k, v in result.items() if k not in scores}
-
-    def points(self, run_dir: Path, n: int) -> tuple[dict, dict]:
-        """(scores, details) of ``n`` toy points of the stage's last checkpoint (tools/toy_report.py's way)."""
-        from dataclasses import replace
-
-        from mdreg.config import instantiate
-        from mdreg.evaluation.toy import measure, stage_samples
-        from mdreg.runs.rundir import plan_of_run
-
-        seed = int(self.cfg.train.seed)
-        plan = replace(plan_of_run(run_dir), cfg=self.cfg)  # the protocol's overrides applied
-        samples = stage_samples(plan, self.p.stage, n, seed=seed + 1)
-        reference = instantiate(self.cfg.evaluation.reference, key="evaluation.reference").points
-        return measure(samples, reference, self.p.projections, seed), {"num_samples": n, "sampling_seed": seed + 1}
+def build_metric(cfg, protocol: Protocol, inception_weights: str | None = None, device: str = "cpu"):
+    """The protocol's ``metric:<name>`` built for scoring (a missing weights file or reference is
+    refused here)."""
+    return metric_class(protocol.metric).for_protocol(cfg, protocol, inception_weights, device)
 
 
 def preflight(cfg, inception_weights: str | None = None) -> Protocol:
@@ -163,7 +93,7 @@ def preflight(cfg, inception_weights: str | None = None) -> Protocol:
     if protocol.weights != "ema":
         raise UserError(f"evaluation.weights={protocol.weights}: tools/evaluate.py samples the EMA weights (as both "
                         f"papers and tools/sample.py do); set evaluation.weights=ema")
-    Scorer(cfg, protocol, inception_weights, "cpu")
+    build_metric(cfg, protocol, inception_weights)
     return protocol
 
 
@@ -181,16 +111,15 @@ def evaluate_run(run_dir: str | Path, stage: str | None = None, checkpoint: str 
     preflight(cfg, inception_weights)
     stage_dir = run_dir / p.stage
     chosen = checkpoints(cfg, stage_dir, checkpoint)
-    if p.metric == "toy" and chosen[-1][1] != CheckpointManager(stage_dir / "checkpoints").latest():
-        raise UserError("evaluation.metric=toy scores the last checkpoint only (tools/toy_report.py's sampling); "
-                        "drop --checkpoint")
     dev = str(pick_device(device, 0))
-    scorer = Scorer(cfg, p, inception_weights, dev)
+    metric = build_metric(cfg, p, inception_weights, dev)
+    if not metric.needs_samples and chosen[-1][1] != CheckpointManager(stage_dir / "checkpoints").latest():
+        raise UserError(f"evaluation.metric={p.metric} samples the last checkpoint itself; drop --checkpoint")
     with hold(run_dir, job_id=slurm_job_id(), say=echo):  # one writer per run directory (metrics.jsonl)
-        return score_checkpoints(run_dir, p, scorer, chosen, dev, echo)
+        return score_checkpoints(run_dir, p, metric, chosen, dev, echo)
 
 
-def score_checkpoints(run_dir: Path, p: Protocol, scorer: "Scorer", chosen: list[tuple[int, Path]], dev: str,
+def score_checkpoints(run_dir: Path, p: Protocol, metric, chosen: list[tuple[int, Path]], dev: str,
                       echo) -> list[dict]:
     """Each chosen checkpoint's scores at each sample count, recorded once (resumable)."""
     stage_dir = run_dir / p.stage
@@ -207,7 +136,7 @@ def score_checkpoints(run_dir: Path, p: Protocol, scorer: "Scorer", chosen: list
             if result_file.is_file():  # scored, but the job ended before the record was appended
                 record = json.loads(result_file.read_text())
             else:
-                record = measure(run_dir, p, scorer, folder, step, path, n, dev)
+                record = measure(run_dir, p, metric, folder, step, path, n, dev)
                 record["eval_id"] = eval_id
                 folder.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(result_file, json.dumps(record, indent=1, default=str) + "\n")
@@ -218,18 +147,18 @@ def score_checkpoints(run_dir: Path, p: Protocol, scorer: "Scorer", chosen: list
     return out
 
 
-def measure(run_dir: Path, p: Protocol, scorer: Scorer, folder: Path, step: int, checkpoint: Path, n: int,
+def measure(run_dir: Path, p: Protocol, metric, folder: Path, step: int, checkpoint: Path, n: int,
             device: str) -> dict:
     """The record of the first ``n`` samples of ``checkpoint`` (sampling what is missing first)."""
     t0 = time.time()
-    if p.metric == "toy":
-        scores, details = scorer.points(run_dir, n)
+    if not metric.needs_samples:
+        scores, details = metric.score_run(run_dir, n)
     else:
         if npz_count(folder / "samples.npz", ("arr_0",)) != max(p.num_samples):
             name, args = sampler_cli(p.sampler)
             sample_run(run_dir, p.stage, max(p.num_samples), folder, p.batch_size, p.seed, name, args,
                        p.guidance_scale, str(checkpoint), device)
-        scores, details = scorer.images(folder, n)
+        scores, details = metric.score(folder / "samples.npz", n)
     return {"event": "evaluation", "source": SOURCE, "stage": p.stage, "time": time.time(), "checkpoint_step": step,
             "checkpoint": str(checkpoint), "metric": p.metric, "num_samples": n, "scores": scores,
             "reported": p.reported_for(n, step), "details": details, "samples": str(folder),

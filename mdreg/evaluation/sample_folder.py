@@ -187,3 +187,16 @@ def write_npz(out: Path, num: int, batch_size: int, classes: int, seed: int) -> 
         raise
     tmp.replace(target)
     return target
+
+
+def subset_npz(folder: Path, n: int) -> Path:
+    """``samples_n<N>.npz``: the first ``n`` images of the folder (ADM's ``arr_0`` layout)."""
+    target = folder / f"samples_n{n}.npz"
+    if npz_count(target, ("arr_0",)) == n:
+        return target
+    tmp = folder / f".samples_n{n}.tmp.npz"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with zf.open("arr_0.npy", "w", force_zip64=True) as fh:
+            stream_images(fh, [folder / "images" / f"{i:06d}.png" for i in range(n)])
+    tmp.replace(target)
+    return target

@@ -46,9 +46,10 @@ import numpy as np
 import torch
 
 from mdreg.data.synthetic import SHAPES, Shapes
-from mdreg.errors import UserError
+from mdreg.errors import ConfigError, UserError
 from mdreg.evaluation import shape_classifier as sc
 from mdreg.evaluation.formulas import frechet_distance, gaussian_stats, polynomial_mmd2
+from mdreg.registry import METRICS
 
 THRESHOLD = 0.9  # a sample is "confidently classified" when its top softmax probability reaches this
 MEMORISED_QUANTILE = 0.05  # "memorised": nearer to a training image than 95% of held-out renders are
@@ -299,3 +300,59 @@ def report(scores: dict, metric: ShapeMetric, source: str) -> str:
         + ([f"note: fewer than {2 * FEATURES} samples (twice the {FEATURES} feature dimensions): the distances are "
             f"mostly sampling noise, compare them with the floor or score more samples"]
            if scores["num_samples"] < 2 * FEATURES else []))
+
+
+@METRICS.register("shape")
+class ShapeScore:
+    """The shape metric of samples of a model trained on ``dataset:shapes``: shape-FID with its
+    real-vs-real floor, shape-KID, the share of samples memorised from the training images, the
+    confident share (a diagnostic, not a quality score) and the class-frequency gap.
+
+    As a stage's ``evaluate`` (``L("metric:shape")(_partial_=True, num=256, every=200)``),
+    :func:`mdreg.engine.parts.build_parts` completes it with the stage's dataset and the trainer
+    scores ``num`` fresh EMA samples every ``every`` steps (None: only at the end), into
+    metrics.jsonl and tensorboard under ``eval/``; as ``evaluation.metric=shape`` tools/evaluate.py
+    scores the protocol's samples. The classifier is loaded from (or trained into) the cache on
+    the first score, not when the stage is built."""
+
+    names = ("shape_fid", "shape_fid_floor", "shape_kid", "shape_kid_floor", "memorised", "memorised_real",
+             "confident", "confident_real", "class_freq_gap", "class_freq_gap_floor")
+    defaults = ("shape_fid", "shape_fid_floor", "confident", "class_freq_gap")
+    logged = ("shape_fid", "shape_fid_floor", "shape_kid", "memorised", "confident", "class_freq_gap")
+    needs_samples = True
+
+    def __init__(self, dataset, num: int = 256, every: int | None = None, threshold: float = THRESHOLD):
+        if not applies_to(dataset):
+            target = dataset.get("_target_") if isinstance(dataset, Mapping) else type(dataset).__name__
+            raise ConfigError(f"metric:shape scores samples of dataset:shapes, but the stage trains on {target}; "
+                              f"drop the stage's evaluate, or use another metric (evaluation.metric=fid)")
+        if num < 2 or (every is not None and every < 1):
+            raise ConfigError(f"metric:shape needs num >= 2 and every >= 1 (or null), got num={num}, every={every}")
+        self.dataset, self.num, self.every, self.threshold = dataset, int(num), every, threshold
+        self._metric: ShapeMetric | None = None
+
+    @property
+    def metric(self) -> ShapeMetric:
+        if self._metric is None:
+            self._metric = ShapeMetric.for_dataset(self.dataset, threshold=self.threshold)
+        return self._metric
+
+    @classmethod
+    def for_protocol(cls, cfg, protocol, inception_weights: str | None = None, device: str = "cpu"):
+        from omegaconf import OmegaConf
+
+        node = OmegaConf.select(cfg, f"stages.{protocol.stage}.dataset") or cfg.data.dataset
+        return cls(OmegaConf.to_container(node, resolve=True), max(protocol.num_samples), None, protocol.threshold)
+
+    def __call__(self, images: torch.Tensor) -> dict[str, float]:
+        """The logged scores of ``images`` in [-1, 1] (a stage's evaluate)."""
+        scores = self.metric.score(images)
+        return {k: float(scores[k]) for k in self.logged}
+
+    def score(self, samples: Path, n: int) -> tuple[dict, dict]:
+        """(scores, details) of the first ``n`` images of ``samples`` (an .npz)."""
+        scores = self.metric.score(to_images(samples)[:n])
+        return {k: v for k, v in scores.items() if k != "num_samples"}, {"num_samples": n}
+
+    def __repr__(self) -> str:
+        return f"ShapeScore(num={self.num}, every={self.every})"

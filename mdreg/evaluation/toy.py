@@ -14,6 +14,7 @@ from mdreg.engine.distributed import DistEnv
 from mdreg.engine.parts import build_parts
 from mdreg.engine.sampling import generate
 from mdreg.evaluation.formulas import mmd, sliced_wasserstein
+from mdreg.registry import METRICS
 from mdreg.runs.plan import RunPlan
 
 
@@ -35,3 +36,33 @@ def stage_samples(plan: RunPlan, stage: str, num: int, seed: int) -> torch.Tenso
 def measure(samples: torch.Tensor, reference: torch.Tensor, projections: int, seed: int) -> dict:
     return {"swd": sliced_wasserstein(samples, reference, projections=projections, seed=seed),
             "mmd": mmd(samples, reference)}
+
+
+@METRICS.register("toy")
+class ToyDistances:
+    """Sliced Wasserstein-2 and MMD^2 between points sampled from a toy stage's last checkpoint
+    (the protocol's sampler, all coordinates visible) and held-out points (``evaluation.reference``,
+    a dataset node of another seed): tools/toy_report.py's numbers, as one protocol metric."""
+
+    names = ("swd", "mmd")
+    defaults = ("swd", "mmd")
+    needs_samples = False  # it samples points itself, from the last checkpoint
+
+    def __init__(self, cfg, stage: str, reference, projections: int = 512):
+        self.cfg, self.stage, self.reference, self.projections = cfg, stage, reference, projections
+
+    @classmethod
+    def for_protocol(cls, cfg, protocol, inception_weights: str | None = None, device: str = "cpu"):
+        return cls(cfg, protocol.stage, cfg.evaluation.reference, protocol.projections)
+
+    def score_run(self, run_dir, n: int) -> tuple[dict, dict]:
+        """(scores, details) of ``n`` points of the stage's last checkpoint in ``run_dir``."""
+        from dataclasses import replace
+
+        from mdreg.runs.rundir import plan_of_run
+
+        seed = int(self.cfg.train.seed)
+        plan = replace(plan_of_run(run_dir), cfg=self.cfg)  # the protocol's overrides applied
+        samples = stage_samples(plan, self.stage, n, seed=seed + 1)
+        reference = instantiate(self.reference, key="evaluation.reference").points
+        return measure(samples, reference, self.projections, seed), {"num_samples": n, "sampling_seed": seed + 1}

@@ -95,7 +95,7 @@ def _set(cfg, *texts):
     ("evaluation.reported=[{fid: abc}]", r"evaluation.reported.fid='abc': expected a number"),
     ("evaluation.num_samples=1", r"evaluation.num_samples=1: expected an integer >= 2"),
     ("evaluation.weights=raw", r"evaluation.weights='raw': choose ema or model"),
-    ("evaluation.metric=inception", r"evaluation.metric='inception': choose one of fid, shape, toy"),
+    ("evaluation.metric=inception", r"evaluation.metric='inception' is not a metric; registered metrics: fid, shape, toy"),
 ])
 def test_bad_protocol_keys_are_one_error_naming_the_key(celebahq, override, message):
     with pytest.raises(ConfigError, match=message):

@@ -41,15 +41,6 @@ from mdreg.evaluation.inception_metrics import ALL_METRICS, compute_metrics
 LABELS = {"fid": "FID", "sfid": "sFID", "is": "IS", "precision": "precision", "recall": "recall", "kid": "KID"}
 
 
-def compute_fid(samples, reference, weights, dims: int = 2048, batch_size: int = 50, device="cpu",
-                save_reference_stats: str | Path | None = None, reference_resolution: int | None = None,
-                **kwargs) -> dict:
-    """FID alone (see :func:`mdreg.evaluation.inception_metrics.compute_metrics`)."""
-    return compute_metrics(samples, reference, weights, ("fid",), dims=dims, batch_size=batch_size, device=device,
-                           save_reference_stats=save_reference_stats, reference_resolution=reference_resolution,
-                           **kwargs)
-
-
 def record(result: dict, samples: Path, reference: Path, weights: Path, metrics: Path | None,
            event: str = "fid") -> dict:
     """The record with the sampling settings; written to ``<event>.json`` beside the samples

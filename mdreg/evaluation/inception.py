@@ -20,8 +20,8 @@ Preprocessing (``PREPROCESS``), applied to uint8 RGB in [0, 255]:
 
 * ``tf1`` (default): the graph's own ``ResizeBilinear`` to 299x299 as TF 1.x computes it
   (align_corners=False, no half-pixel centres: source = dest * in/out) on the [0, 255]
-  floats, then ``(x - 128) / 128`` (the graph's ``Sub``/``Mul``) — what ADM feeds
-  (``ExpandDims:0``) and what torch-fidelity reproduces;
+  floats — torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x`` — then
+  ``(x - 128) / 128`` (the graph's ``Sub``/``Mul``): what ADM feeds (``ExpandDims:0``);
 * ``pytorch-fid``: pytorch-fid's ``F.interpolate(bilinear, align_corners=False)`` (half-pixel
   centres) on x/255, then ``2x - 1`` — the numbers ``python -m pytorch_fid`` gives.
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
@@ -60,8 +59,6 @@ def weights_digest(weights: str | Path) -> str:
 def load_inception(weights: str | Path, device="cpu") -> torch.nn.Module:
     """pytorch-fid's FID Inception3 (with its 1008-class ``fc``) built from a local file;
     a missing or unfitting file is a :class:`UserError`."""
-    from pytorch_fid import inception as fid_inception
-
     weights = Path(weights)
     if not weights.is_file():
         raise UserError(f"--inception-weights {weights}: file not found. FID needs the FID Inception weights "
@@ -74,8 +71,7 @@ def load_inception(weights: str | Path, device="cpu") -> torch.nn.Module:
     if not isinstance(state, dict):
         raise UserError(f"--inception-weights {weights} holds a {type(state).__name__}, not a state dict; {WANTED}")
     try:
-        with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *a, **k: state):
-            net = fid_inception.fid_inception_v3()
+        net = fid_inception_v3(state)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # load_state_dict: missing/unexpected/shape
         detail = " ".join(str(exc).split())
         detail = detail if len(detail) <= 200 else detail[:200] + " ..."
@@ -84,26 +80,27 @@ def load_inception(weights: str | Path, device="cpu") -> torch.nn.Module:
     return net.to(device).eval().requires_grad_(False)
 
 
-def resize_tf1(x: torch.Tensor, size: int = 299) -> torch.Tensor:
-    """TF 1.x ``ResizeBilinear`` (align_corners=False, half_pixel_centers=False) of (N, C, H, W)
-    floats: output pixel i samples source ``i * in/out``, blending rows ``floor`` and
-    ``min(floor + 1, in - 1)`` (TF's resize_bilinear_op.cc; scale and coordinates in float32)."""
-    def axis(n_in: int):
-        src = torch.arange(size, dtype=torch.float32) * np.float32(n_in / size)
-        low = src.floor().long().clamp(max=n_in - 1)
-        return low, (low + 1).clamp(max=n_in - 1), (src - low).to(x.dtype)
+def fid_inception_v3(state: dict) -> torch.nn.Module:
+    """pytorch-fid's FID Inception3 with ``state`` loaded: torchvision's InceptionV3 (1008 classes,
+    no aux logits) with pytorch-fid's FID blocks, as its ``fid_inception_v3`` assembles it, built
+    here from the blocks it exports because that function downloads its weights."""
+    import torchvision
+    from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
 
-    (y0, y1, wy), (x0, x1, wx) = axis(x.shape[2]), axis(x.shape[3])
-    dev = x.device
-    y0, y1, wy, x0, x1, wx = (t.to(dev) for t in (y0, y1, wy, x0, x1, wx))
-    top, bottom = x[:, :, y0], x[:, :, y1]
-    top = top[..., x0] + (top[..., x1] - top[..., x0]) * wx
-    bottom = bottom[..., x0] + (bottom[..., x1] - bottom[..., x0]) * wx
-    return top + (bottom - top) * wy[:, None]
+    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
+    net.Mixed_5b, net.Mixed_5c, net.Mixed_5d = (FIDInceptionA(192, pool_features=32),
+                                                FIDInceptionA(256, pool_features=64),
+                                                FIDInceptionA(288, pool_features=64))
+    net.Mixed_6b, net.Mixed_6c, net.Mixed_6d, net.Mixed_6e = (FIDInceptionC(768, channels_7x7=c) for c in (128, 160, 160, 192))
+    net.Mixed_7b, net.Mixed_7c = FIDInceptionE_1(1280), FIDInceptionE_2(2048)
+    net.load_state_dict(state)
+    return net
 
 
 def _tf1(x: torch.Tensor) -> torch.Tensor:
-    return (resize_tf1(x) - 128) / 128
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    return (interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False) - 128) / 128
 
 
 def _pytorch_fid(x: torch.Tensor) -> torch.Tensor:

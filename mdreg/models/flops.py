@@ -121,10 +121,3 @@ def parameter_table(model: nn.Module, max_depth: int = 2) -> str:
     parameter_count_table = _fvcore_nn().parameter_count_table
 
     return parameter_count_table(model, max_depth=max_depth)
-
-
-def parameters_by_module(model: nn.Module) -> dict[str, int]:
-    """Parameter count of every module path ("" is the whole model)."""
-    parameter_count = _fvcore_nn().parameter_count
-
-    return dict(parameter_count(model))

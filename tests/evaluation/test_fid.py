@@ -23,7 +23,8 @@ from PIL import Image
 from mdreg.commands import run_cli
 from mdreg.data.synthetic import render
 from mdreg.errors import UserError
-from mdreg.commands.fid import compute_fid, main
+from mdreg.commands.fid import main
+from mdreg.evaluation.inception_metrics import compute_metrics
 from mdreg.evaluation.formulas import frechet_distance
 from mdreg.evaluation.images import image_batches
 from mdreg.evaluation.inception import extract, load_inception
@@ -49,6 +50,11 @@ def test_frechet_distance_matches_scipy(rank):
     assert frechet_distance(mu1, s2, mu1, s2) == pytest.approx(0.0, abs=1e-8)
     with pytest.raises(UserError, match="differ in shape"):
         frechet_distance(mu1, s1, mu2[:3], s2[:3, :3])
+
+
+def compute_fid(samples, reference, weights, **kwargs) -> dict:
+    """FID alone, as tools/fid.py computes it."""
+    return compute_metrics(samples, reference, weights, ("fid",), **kwargs)
 
 
 def save_random_inception(path, seed: int = 0):

@@ -21,7 +21,7 @@ from mdreg.evaluation import reference as reference_module
 from mdreg.evaluation.inception_metrics import compute_metrics
 from mdreg.commands.fid import metrics_main
 from mdreg.evaluation.images import image_batches
-from mdreg.evaluation.inception import extract, load_inception, resize_tf1
+from mdreg.evaluation.inception import PREPROCESS, extract, fid_inception_v3, load_inception
 from mdreg.evaluation.formulas import (frechet_distance_to, gaussian_stats, inception_score, kernel_inception_distance, precision_recall)
 from mdreg.evaluation.reference import cache_key, read_stats, write_reference_npz
 from tests.evaluation.test_fid import _folder, random_inception  # noqa: F401  (fixture)
@@ -60,15 +60,29 @@ def _tf1_resize_loop(image: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def test_tf1_resize_matches_a_loop_and_torch_fidelity():
+def test_tf1_preprocessing_is_tf1_bilinear_resize_then_scaling():
+    """``tf1``: TF 1.x ResizeBilinear to 299 (torch-fidelity's port, checked against a loop written
+    from TF's resize_bilinear_op.cc) and (x - 128) / 128."""
     rng = np.random.default_rng(0)
     image = rng.uniform(0, 255, (5, 7)).astype(np.float32)
-    ours = resize_tf1(torch.from_numpy(image)[None, None], size=23)[0, 0].numpy()
-    assert np.allclose(ours, _tf1_resize_loop(image, 23), atol=1e-4)
-    tfi = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow").interpolate_bilinear_2d_like_tensorflow1x
-    for h, w in ((32, 32), (64, 48), (256, 256), (299, 299)):
-        x = torch.rand(2, 3, h, w) * 255
-        assert torch.allclose(resize_tf1(x), tfi(x, size=(299, 299), align_corners=False), atol=1e-4)
+    ours = PREPROCESS["tf1"](torch.from_numpy(image)[None, None])[0, 0].numpy()
+    assert np.allclose(ours, (_tf1_resize_loop(image, 299) - 128) / 128, atol=1e-6)
+
+
+def test_the_fid_inception_is_pytorch_fids_network(random_inception):  # noqa: F811
+    """Built from pytorch-fid's exported blocks, it has fid_inception_v3's parameters and outputs."""
+    from unittest import mock
+
+    from pytorch_fid import inception
+
+    state = torch.load(random_inception, weights_only=True)
+    with mock.patch.object(inception, "load_state_dict_from_url", lambda *a, **k: state):
+        theirs = inception.fid_inception_v3().eval()
+    ours = fid_inception_v3(state).eval()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    x = torch.rand(2, 3, 299, 299) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
 
 
 def test_one_pass_matches_torch_fidelity_extractor(sets, features, random_inception):  # noqa: F811

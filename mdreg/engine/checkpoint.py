@@ -8,7 +8,10 @@ temporary file a killed writer leaves behind is removed by the next save (one wr
 folder: rank 0 of the stage). Before writing, the state's tensor bytes are compared with
 the free space: a checkpoint that cannot fit is refused before anything is written, and a
 disk that fills while writing removes the temporary file; both raise
-:class:`~mdreg.io.OutOfSpace` naming the folder, the size and the free bytes.
+:class:`~mdreg.io.OutOfSpace` naming the folder, the size and the free bytes. Ctrl-C while
+writing removes the temporary file too and raises :class:`~mdreg.io.Interrupted` (a
+KeyboardInterrupt: the command prints ``interrupted while writing the checkpoint ...`` and
+exits 130), never torch's ``unexpected pos`` error.
 
 Resuming (:func:`resume_point`) takes the checkpoint ``last`` names, else the newest step
 file, and falls back to older ones when a file cannot be read (truncated, empty,
@@ -41,7 +44,7 @@ import torch
 from mdreg.engine.distributed import DistEnv, gather_objects
 from mdreg.engine.parts import StageParts
 from mdreg.errors import UserError
-from mdreg.io import OutOfSpace, atomic_write, atomic_write_text, local_path
+from mdreg.io import Interrupted, OutOfSpace, atomic_write, atomic_write_text, local_path
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 _DAMAGED = re.compile(r"^step_\d{8}\.pt\.damaged(\.\d+)?$")
@@ -50,6 +53,12 @@ REQUIRED = ("model", "ema", "optimizer", "step")  # what a training checkpoint m
 
 def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}.pt"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a checkpoint file named ``step_NNNNNNNN.pt`` (-1 for any other name)."""
+    match = _NAME.match(Path(path).name)
+    return int(match.group(1)) if match else -1
 
 
 def state_bytes(state) -> int:
@@ -112,6 +121,15 @@ class CheckpointManager:
                              f"Free space there (or set train.output_root to another disk) and rerun the same "
                              f"command: it resumes from the last checkpoint", exc.folder, exc.name, exc.need,
                              exc.free) from None
+        except Interrupted as exc:  # Ctrl-C: say what is on disk, and let the command exit 130
+            previous = self.pointed()
+            kept = f"'last' names {previous.name}, which is intact" if previous else "no earlier checkpoint exists"
+            if exc.path.name == "last":
+                kept = f"{name} was written but {kept}"
+            else:
+                kept = f"the partial file is removed; {kept}"
+            raise Interrupted(f"while writing the checkpoint {name} (step {step}) in {self.folder}: {kept}. "
+                              f"The same command resumes from the last checkpoint", exc.path) from None
         self._prune(step)
         return path
 

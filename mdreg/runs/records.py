@@ -16,10 +16,11 @@ run predates provenance).
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mdreg.engine.checkpoint import CheckpointManager
+from mdreg.engine.checkpoint import CheckpointManager, checkpoint_step
 from mdreg.io import read_jsonl
 from mdreg.runs.plan import RunPlan
 
@@ -56,6 +57,10 @@ class StageRecord:
     launches: list[Launch] = field(default_factory=list)
     losses: list[tuple[int, float]] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)   # {step, scores, source, record}
+    checkpoint: Path | None = None                     # the newest checkpoint (what a resume would take first)
+    skipped: list[dict] = field(default_factory=list)  # skipped_checkpoint events: path, reason, kept_as
+    damaged: list[Path] = field(default_factory=list)  # checkpoints/step_*.pt.damaged[.N] on disk
+    updated: float | None = None                       # time of the stage's newest record
 
     def seconds(self, gpu: bool | None = None) -> float:
         """Device-seconds (wall x world size) of the launches on GPUs (True), CPUs (False) or all."""
@@ -67,12 +72,24 @@ class StageRecord:
     def wall_seconds(self) -> float:
         return sum(l.wall_s for l in self.launches)
 
+    @property
+    def progress(self) -> str:
+        """``done/total`` steps (``-`` for a stage that wrote nothing yet)."""
+        return f"{self.done}/{self.total}" if self.launches or self.checkpoint else "-"
 
-def read_stage(stage_dir: Path, total: int, cpu_only: bool = False) -> StageRecord:
-    """The record of the stage in ``stage_dir`` (``total``: its planned steps)."""
-    rec = StageRecord(stage_dir.name, total)
+
+def read_stage(stage_dir: Path, total: int | None = None, cpu_only: bool = False) -> StageRecord:
+    """The record of the stage in ``stage_dir`` (``total``: its planned steps; None: the total its
+    newest ``start`` event names)."""
     events = read_jsonl(stage_dir / "metrics.jsonl")
-    ckpt_steps = CheckpointManager(stage_dir / "checkpoints").steps()
+    if total is None:
+        total = next((int(e["total_steps"]) for e in reversed(events) if isinstance(e.get("total_steps"), int)), 0)
+    rec = StageRecord(stage_dir.name, total)
+    manager = CheckpointManager(stage_dir / "checkpoints")
+    ckpt_steps = manager.steps()
+    rec.checkpoint, rec.damaged = manager.latest(), manager.damaged()
+    rec.skipped = [e for e in events if e.get("event") == "skipped_checkpoint"]
+    rec.updated = max((float(e["time"]) for e in events if isinstance(e.get("time"), (int, float))), default=None)
     trainer = [e for e in events if e.get("source") != SOURCE]  # the trainer's own lines
     rec.done = max([*ckpt_steps, *(int(e["step"]) for e in trainer if isinstance(e.get("step"), int))], default=0)
     current: Launch | None = None
@@ -132,3 +149,21 @@ def evaluation_records(stage_dir: Path) -> dict[str, dict]:
     """``{eval_id: record}`` of tools/evaluate.py's records in a stage's metrics.jsonl."""
     return {r["eval_id"]: r for r in read_jsonl(Path(stage_dir) / "metrics.jsonl")
             if r.get("source") == SOURCE and r.get("eval_id")}
+
+
+def whole(path: Path) -> bool:
+    """``path`` opens as a zip archive (its central directory is intact: what ``torch.save`` writes;
+    a truncated or emptied file has none). Only the directory is read, not the tensors."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def stage_complete(stage_dir: Path, steps: int) -> bool:
+    """The stage's newest checkpoint (the one ``last`` names, else the newest step file) is of
+    step ``steps`` or later, and whole. Damage inside an archive's members is not seen here: a
+    resume finds it, sets the file aside and falls back (:func:`mdreg.engine.checkpoint.resume_point`)."""
+    latest = CheckpointManager(stage_dir / "checkpoints").latest()
+    return latest is not None and checkpoint_step(latest) >= steps and whole(latest)

@@ -10,9 +10,7 @@ too); logs are read from their end.
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabulate import tabulate
@@ -20,6 +18,7 @@ from tabulate import tabulate
 from mdreg.errors import UserError
 from mdreg.runs.jobs import RECORD, JobRecord, latest_jobs
 from mdreg.runs.queue import ENDED, JobState, query
+from mdreg.runs.records import StageRecord, read_stage
 
 
 def run_dirs_under(path: Path) -> list[Path]:
@@ -32,42 +31,6 @@ def run_dirs_under(path: Path) -> list[Path]:
         raise UserError(f"{path}: no Slurm jobs recorded here ({RECORD} not found); give a run directory "
                         f"(<output_root>/<recipe>/<run name>) or a recipe folder holding several")
     return found
-
-
-@dataclass
-class StageFacts:
-    """What a stage's folder says: progress, and the checkpoints a resume could not read."""
-
-    progress: str = "-"                 # step/total from metrics.jsonl
-    skipped: list[dict] = field(default_factory=list)   # skipped_checkpoint events: path, reason, kept_as
-    damaged: list[Path] = field(default_factory=list)   # checkpoints/step_*.pt.damaged[.N] on disk
-
-
-def stage_facts(stage_dir: Path) -> StageFacts:
-    """One pass over the stage's metrics.jsonl (rank 0 writes it) and its checkpoint folder."""
-    from mdreg.engine.checkpoint import CheckpointManager
-
-    facts = StageFacts(damaged=CheckpointManager(stage_dir / "checkpoints").damaged())
-    path = stage_dir / "metrics.jsonl"
-    if not path.is_file():
-        return facts
-    step, total = None, None
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        step = event.get("step", step)
-        total = event.get("total_steps", total)
-        if event.get("event") == "skipped_checkpoint":
-            facts.skipped.append(event)
-    facts.progress = f"{step}/{total}" if step is not None else "-"
-    return facts
-
-
-def progress(stage_dir: Path) -> str:
-    """``step/total`` from the stage's metrics.jsonl, or ``-``."""
-    return stage_facts(stage_dir).progress
 
 
 def tail(path: Path, lines: int, max_bytes: int = 1 << 16) -> list[str]:
@@ -85,7 +48,7 @@ def tail(path: Path, lines: int, max_bytes: int = 1 << 16) -> list[str]:
     return text[-lines:]
 
 
-def checkpoint_lines(stage: str, facts: StageFacts) -> list[str]:
+def checkpoint_lines(stage: str, facts: StageRecord) -> list[str]:
     """The report's lines about checkpoints set aside as unreadable."""
     out = []
     if facts.damaged:
@@ -118,7 +81,7 @@ def report(path: Path, log_lines: int = 5) -> tuple[str, list[JobState]]:
             st = states[job.job_id]
             state = st.state + (f" ({st.reason})" if st.reason else "")
             for s in job.stages:
-                facts.setdefault(s, stage_facts(run / s))
+                facts.setdefault(s, read_stage(run / s))
             done = ", ".join(facts[s].progress for s in job.stages)
             rows.append([job.job_id, job.label, state, st.start.replace("T", " ") if st.start not in ("Unknown", "None") else "",
                          st.elapsed, st.exit_code, st.restarts, done])

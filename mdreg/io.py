@@ -4,7 +4,8 @@ a file may live (a local path or an iopath URI).
 * Every file mdreg replaces whole (configs, checkpoints, ``last``, sample grids) goes through
   :func:`atomic_write`: readers never see half a file, the file gets the mode a plain
   ``open()`` would give it (the umask), and a full disk or quota is one :class:`OutOfSpace`
-  error naming the folder, the bytes needed and free.
+  error naming the folder, the bytes needed and free. Ctrl-C while writing removes the
+  temporary file and raises :class:`Interrupted` (a KeyboardInterrupt naming the file).
 * ``metrics.jsonl`` and other JSON-lines files are appended one record per line
   (:func:`append_jsonl`); a line cut off by a killed writer is dropped before the next append
   (:func:`repair_jsonl`) and skipped by readers (:func:`read_jsonl`).
@@ -41,6 +42,16 @@ class OutOfSpace(UserError):
 
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) while :func:`atomic_write` wrote ``path``: the temporary file is removed
+    and nothing was replaced. The message says so; the command line prints ``interrupted
+    <message>`` and exits 130 (:func:`mdreg.commands.run_cli`)."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
 
 
 def size_text(n: int, about: str = "about ") -> str:
@@ -83,18 +94,35 @@ def no_space(exc: BaseException | None, seen: OSError | None = None) -> bool:
     return False
 
 
+def interrupted(exc: BaseException | None, seen: BaseException | None = None) -> bool:
+    """True when ``exc`` is, or was raised while handling, a KeyboardInterrupt (Ctrl-C inside
+    torch.save's zip writer surfaces as ``RuntimeError: ... unexpected pos``), or when the
+    writer recorded one (``seen``)."""
+    if isinstance(seen, KeyboardInterrupt):
+        return True
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class _Recording:
     """A file object that remembers the OSError its ``write`` raised (torch.save wraps it
-    into a RuntimeError that no longer says "no space")."""
+    into a RuntimeError that no longer says "no space") and a Ctrl-C that arrived inside it
+    (torch's zip writer turns it into ``RuntimeError: ... unexpected pos``)."""
 
     def __init__(self, fh):
-        self._fh, self.error = fh, None
+        self._fh, self.error, self.interrupt = fh, None, None
 
     def write(self, data):
         try:
             return self._fh.write(data)
         except OSError as exc:
             self.error = exc
+            raise
+        except KeyboardInterrupt as exc:
+            self.interrupt = exc
             raise
 
     def __getattr__(self, name):
@@ -130,7 +158,9 @@ def atomic_write(path: str | Path, write, binary: bool = False, size: int | None
     bytes the file will at least take (e.g. a checkpoint's tensor bytes); when the file
     system has less free, :class:`OutOfSpace` is raised before anything is written. A
     full disk or quota while writing also raises :class:`OutOfSpace` (naming the folder,
-    the bytes needed and free), after removing the temporary file."""
+    the bytes needed and free), after removing the temporary file. Ctrl-C while writing
+    removes the temporary file and raises :class:`Interrupted` (a KeyboardInterrupt), whatever
+    the writer turned it into."""
     path = Path(path)
     folder = path.parent
     try:
@@ -160,6 +190,9 @@ def atomic_write(path: str | Path, write, binary: bool = False, size: int | None
         tmp.unlink(missing_ok=True)
         if no_space(exc, recorder.error if recorder else None):
             raise out_of_space(folder, path.name, size, written) from None
+        if interrupted(exc, recorder.interrupt if recorder else None):
+            raise Interrupted(f"while writing {path.name} in {folder}: the partial file is removed and nothing "
+                              f"was replaced", path) from None
         raise
     return path
 

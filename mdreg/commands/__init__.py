@@ -27,8 +27,8 @@ def run_cli(main: Callable[[list[str]], int | None], argv: list[str] | None = No
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # mdreg.io.Interrupted says what it was writing and what is kept
+        print("interrupted" + (f" {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
     return int(code or 0)
 

@@ -33,6 +33,8 @@ stages = dict(main=masked_training(steps=400_000, batch_size=1024, ratio=0.5, ma
 evaluation = fid(stage="main", sampler=heun(40), num_samples=50_000, reference="${paths.adm_ref_256}",
                  guidance_scale=1.0, paper="MaskDiT Table 2a/2b/2c, default (ours, 50%, lambda 0, unmasked): FID 12.31",
                  reported=[{"step": 400_000, "fid": 12.31}, {"step": 800_000, "fid": 12.42}])
+# tools/report.py compares every cell with unmasked DiT, paired by seed (docs/reports.md)
+report = dict(baseline="dit_m0")
 
 
 def _run(name: str, paper: str, fid400k: float, fid800k: float | None = None, **changes) -> dict:

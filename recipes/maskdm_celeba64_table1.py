@@ -47,6 +47,8 @@ stages = dict(
 
 evaluation = fid(stage="finetune", sampler=ddim(500, eta=1.0), num_samples=1000, reference="${paths.celeba}",
                  paper="MaskDM Table 1(b), 50% 2x2 block: FID 6.51", reported=[{"fid": 6.51}])
+# tools/report.py compares every cell with the scratch row, paired by seed (docs/reports.md)
+report = dict(baseline="scratch")
 
 
 def _cell(name: str, table: str, fid_value: float, ratio: float, kind: str, block: int | None = None,

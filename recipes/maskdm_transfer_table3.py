@@ -48,6 +48,8 @@ _PAPER = "MaskDM Table 3 (FID-10k): 10% data: {} ; 1% data: {}"
 evaluation = fid(stage="tune_10pct", sampler=ddim(250, eta=1.0), num_samples=10_000, reference="${paths.celebahq}",
                  paper=_PAPER.format("24.59", "32.51 (evaluation.stage=tune_1pct)"),
                  reported=[{"stage": "tune_10pct", "fid": 24.59}, {"stage": "tune_1pct", "fid": 32.51}])
+# tools/report.py compares both pre-trainings with scratch on the evaluated subset, paired by seed
+report = dict(baseline="scratch")
 
 sweep = [
     {"_name_": "celebahq"},

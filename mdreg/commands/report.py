@@ -32,6 +32,17 @@ def plans_of(args: argparse.Namespace) -> list[RunPlan]:
     return [plan_of_run(p) for p in runs]
 
 
+def _threshold(text: str) -> tuple[str, float]:
+    metric, _, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if not metric or number is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected METRIC=VALUE, e.g. shape_fid=300")
+    return metric, number
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="tools/report.py", description=reproduction.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,7 +52,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--only", default=None, type=lambda text: [n for n in text.split(",") if n],
                    metavar="NAME[,NAME...]", help="only these elements of the recipe's declared sweep")
     p.add_argument("--sweep", nargs="+", default=[], metavar="KEY=A,B", help="swept keys, as given to tools/launch.py")
-    p.add_argument("--out", default=None, help="report folder (default <output_root>/<recipe>/report)")
+    p.add_argument("--out", default=None, help="where the reports go: each invocation writes a new OUT/<timestamp>/ and "
+                                               "points OUT/latest at it (default <output_root>/<recipe>/report)")
+    p.add_argument("--baseline", default=None, metavar="ELEMENT",
+                   help="compare every element with this one, paired by seed (default: the recipe's report.baseline)")
+    p.add_argument("--threshold", action="append", default=[], type=_threshold, metavar="METRIC=VALUE",
+                   help="training FLOPs to reach METRIC=VALUE, read from each run's evaluation curve "
+                        "(added to the recipe's report.threshold; repeat for several)")
     p.add_argument("--smoothing", type=float, default=SMOOTHING, help=f"EMA weight of the loss curves ({SMOOTHING})")
     p.add_argument("--log", action="store_true", help="logarithmic y axes")
     p.add_argument("--peak-tflops", type=float, default=791.0, help="estimate: the GPU's peak TFLOP/s (791)")
@@ -52,8 +69,8 @@ def main(argv: list[str]) -> int:
     if not 0 <= args.smoothing < 1:
         raise UserError(f"--smoothing {args.smoothing}: must be in [0, 1)")
     out = write_report(plans_of(args), args.out, Device(args.peak_tflops, args.mfu, args.images_per_s),
-                       args.smoothing, args.log)
+                       args.smoothing, args.log, args.baseline, dict(args.threshold))
     print((out / "report.md").read_text())
-    print(f"report: {out}/ (report.md, table.csv, runs.csv, loss.png, metric_vs_step.png, metric_vs_flops.png, "
-          f"plots.json)")
+    print(f"report: {out}/ (report.md, table.csv, runs.csv, comparisons.csv, threshold.csv, loss.png, "
+          f"metric_vs_step.png, metric_vs_flops.png, plots.json); {out.parent / 'latest'} points at it")
     return 0

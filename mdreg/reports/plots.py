@@ -5,7 +5,9 @@ one colour) and its variant within the group (a seed or a stage: one line style)
 curves are smoothed with :func:`ema_smooth`, an exponential moving average with weight
 :data:`SMOOTHING` on the previous value, debiased at the start as TensorBoard's slider does
 (``--smoothing 0`` plots the raw logged values). :func:`line_plot` returns what it drew
-(labels and point counts) so that the caller can keep the data beside the picture.
+(labels, point counts, whether each line has markers) so that the caller can keep the data
+beside the picture. A curve of one point (a run that logged its loss once) is drawn as a marker:
+a line style alone would draw nothing.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def ema_smooth(values: list[float], weight: float = SMOOTHING) -> list[float]:
 def line_plot(path: Path, curves: list[Curve], xlabel: str, ylabel: str, title: str, log_y: bool = False,
               log_x: bool = False, hlines: dict[str, tuple[float, str]] | None = None) -> dict:
     """Draw ``curves`` (and dotted horizontal ``hlines``: label -> (y, group)) into the PNG ``path``;
-    returns ``{"lines": [labels of the data lines], "points": [...], "hlines": [...]}``."""
+    returns ``{"lines": [labels of the data lines], "points": [...], "markers": [...], "hlines": [...]}``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,9 +57,9 @@ def line_plot(path: Path, curves: list[Curve], xlabel: str, ylabel: str, title: 
         if not c.xs:
             continue
         ax.plot(c.xs, c.ys, STYLES[c.variant % len(STYLES)], color=colours[c.group], label=c.label,
-                marker="o" if c.markers else None, markersize=4, linewidth=1.5)
+                marker="o" if c.markers or len(c.xs) == 1 else None, markersize=4, linewidth=1.5)
         drawn.append(c)
-    data_lines = len(ax.get_lines())
+    data_lines = ax.get_lines()[:]
     for label, (y, group) in (hlines or {}).items():
         ax.axhline(y, color=colours[group], linestyle=(0, (1, 3)), linewidth=1.2, label=label)
     if log_y:
@@ -74,6 +76,7 @@ def line_plot(path: Path, curves: list[Curve], xlabel: str, ylabel: str, title: 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    assert data_lines == len(drawn)
+    assert len(data_lines) == len(drawn)
     return {"lines": [c.label for c in drawn], "points": [len(c.xs) for c in drawn],
+            "markers": [line.get_marker() not in (None, "None", "") for line in data_lines],
             "hlines": list(hlines or {})}

@@ -16,7 +16,9 @@ were measured), with:
   ``--peak-tflops`` x ``--mfu`` or ``--images-per-s``), and training TFLOPs done of the total;
 * a link to each run's latest sample grid.
 
-Written into ``<output_root>/<recipe>/report/`` (``--out``): ``report.md``, ``table.csv``
+Each invocation writes a new folder ``<output_root>/<recipe>/report/<YYYYmmdd-HHMMSS>/`` (or
+under ``--out``) and points ``report/latest`` (a relative symlink) at it, so an earlier report
+is never overwritten: ``report.md``, ``table.csv``
 (per element), ``runs.csv`` (per run), ``loss.png`` (every run's training loss on one figure,
 smoothed, :data:`mdreg.reports.plots.SMOOTHING`; ``--log`` for a log axis),
 ``metric_vs_step.png`` and ``metric_vs_flops.png`` (the protocol's first metric from every
@@ -24,28 +26,32 @@ evaluation record against cumulative training steps and training FLOPs: the lapt
 comparisons are at equal FLOPs) and ``plots.json`` (the data of each figure). Stages that
 start from another one are placed after it (the parent chain), so a pre-trained run's
 fine-tuning curve continues where its pre-training ended.
+
+With seeds, the recipe's ``report`` section (or ``--baseline`` / ``--threshold``) adds the arms
+against the baseline element, paired by seed, and the training FLOPs each run took to reach a
+metric value (:mod:`mdreg.reports.compare`, ``comparisons.csv``, ``threshold.csv``).
 """
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mdreg.errors import UserError
 from mdreg.evaluation.protocol import Protocol
+from mdreg.reports import compare
+from mdreg.reports.compare import of_protocol as _of_protocol
 from mdreg.reports.estimate import Device, MacCounter, StageCost, estimate_plans
 from mdreg.reports.plots import SMOOTHING, Curve, ema_smooth, line_plot
-from mdreg.reports.report_tables import element_table, markdown, write_csvs
+from mdreg.reports.report_tables import (comparison_markdown, element_table, markdown, threshold_markdown,
+                                         write_csvs, write_statistics_csv)
 from mdreg.runs.plan import RunPlan
 from mdreg.runs.records import SOURCE as EVALUATE
 from mdreg.runs.records import StageRecord, latest_grid, read_run
 
 REPORT = "report"
-
-
-def _of_protocol(entry: dict, protocol: Protocol) -> bool:
-    """A tools/evaluate.py record of ``protocol`` at its first sample count."""
-    return (entry["record"].get("protocol_digest") == protocol.digest()
-            and entry["record"].get("num_samples") == protocol.num_samples[0])
+LATEST = "latest"
 
 
 @dataclass
@@ -204,24 +210,52 @@ def draw(rows: list[RunRow], out: Path, smoothing: float, log: bool) -> dict:
     return info
 
 
+def new_folder(parent: Path) -> Path:
+    """A new ``parent/<YYYYmmdd-HHMMSS>[-k]`` folder, and ``parent/latest`` pointing at it."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp, k = time.strftime("%Y%m%d-%H%M%S"), 1
+    while True:
+        out = parent / (stamp if k == 1 else f"{stamp}-{k}")
+        try:
+            out.mkdir()
+            break
+        except FileExistsError:
+            k += 1
+    link = parent / f".{LATEST}.{os.getpid()}.tmp"
+    link.unlink(missing_ok=True)
+    link.symlink_to(out.name, target_is_directory=True)
+    os.replace(link, parent / LATEST)  # atomic: a reader sees the old report or the new one
+    return out
+
+
 def write_report(plans: list[RunPlan], out: Path | None = None, device: Device | None = None,
-                 smoothing: float = SMOOTHING, log: bool = False) -> Path:
-    """Write the report of ``plans`` into ``out`` (default ``<output_root>/<recipe>/report``); returns the folder."""
+                 smoothing: float = SMOOTHING, log: bool = False, baseline: str | None = None,
+                 thresholds: dict[str, float] | None = None) -> Path:
+    """Write the report of ``plans`` into a new folder under ``out`` (default ``<output_root>/<recipe>/report``)
+    and point ``out/latest`` at it; returns the new folder."""
     import json
 
     if not plans:
         raise UserError("no runs to report")
     device = device or Device()
-    out = Path(out) if out else plans[0].run_dir.parent / REPORT
-    if any(p.run_dir.resolve() == out.resolve() for p in plans):
-        raise UserError(f"{out} is a run directory; choose another report folder with --out")
-    out.mkdir(parents=True, exist_ok=True)
+    parent = Path(out) if out else plans[0].run_dir.parent / REPORT
+    if any(p.run_dir.resolve() == parent.resolve() for p in plans):
+        raise UserError(f"{parent} is a run directory; choose another report folder with --out")
     rows = collect_rows(plans)
     first = next((r.protocol for r in rows if r.protocol), None)
     metrics = list(first.metrics) if first else []
+    chosen = compare.settings(rows, metrics, baseline, thresholds)
+    out = new_folder(parent)
     table = element_table(rows, metrics, device)
     plots = draw(rows, out, smoothing, log)
-    (out / "report.md").write_text(markdown(rows, table, metrics, out, device, plots))
+    comps = compare.comparisons(rows, metrics, chosen.baseline) if chosen.baseline else []
+    crossings = {f"{m}={v:g}": compare.threshold_table(rows, m, v) for m, v in chosen.thresholds.items()}
+    sections = comparison_markdown(comps, chosen.baseline) if comps else []
+    for (m, v), found in zip(chosen.thresholds.items(), crossings.values()):
+        sections += threshold_markdown(found, m, v, chosen.baseline)
+    text = markdown(rows, table, metrics, out, device, plots, sections)
+    (out / "report.md").write_text(text)
     write_csvs(rows, table, metrics, out, device)
+    write_statistics_csv(out, comps, crossings)
     (out / "plots.json").write_text(json.dumps(plots, indent=1) + "\n")
     return out

@@ -73,14 +73,16 @@ def final_scores(run_dir) -> dict:
 def test_markdown_and_csv_cells(sweep, tmp_path, capsys):
     recipe, plans, _ = sweep
     out = tmp_path / "rep"
-    assert run_cli(main, [str(recipe), *SEEDS, "--out", str(out)]) == 0
+    assert run_cli(main, [str(recipe), *SEEDS, "--out", str(tmp_path / "rep")]) == 0
+    out = (tmp_path / "rep" / "latest").resolve()
     md = (out / "report.md").read_text()
     assert md in capsys.readouterr().out
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in md.splitlines() if line.startswith("| lr")}
     fids = [final_scores(p.run_dir)["shape_fid"] for p in plans[:2]]
     done = rows["lr1e-3"]
-    assert done[1:3] == ["0, 1", "done 2/2"]
-    assert done[3] == f"{statistics.fmean(fids):.4g} ± {statistics.stdev(fids):.2g}"
+    assert done[1:3] == ["2", "done 2/2"]  # how many seeds
+    low, high = sorted(fids)  # 2 seeds: the 95% bootstrap interval of the mean is their range
+    assert done[3] == f"{statistics.fmean(fids):.4g} ± {statistics.stdev(fids):.2g} [{low:.4g}, {high:.4g}]"
     assert "core-h" in done[5] and "wall" in done[5]
     links = re.findall(r"\[seed (\d)\]\(([^)]+)\)", done[-1])
     assert [s for s, _ in links] == ["0", "1"]
@@ -111,8 +113,8 @@ def test_markdown_and_csv_cells(sweep, tmp_path, capsys):
 
 def test_pngs_hold_the_plotted_curves(sweep, tmp_path):
     recipe, plans, _ = sweep
-    out = tmp_path / "rep"
-    assert run_cli(main, [str(recipe), *SEEDS, "--out", str(out), "--log"]) == 0
+    assert run_cli(main, [str(recipe), *SEEDS, "--out", str(tmp_path / "rep"), "--log"]) == 0
+    out = (tmp_path / "rep" / "latest").resolve()
     plots = json.loads((out / "plots.json").read_text())
     for name in ("loss", "metric_vs_step", "metric_vs_flops"):
         with Image.open(out / plots[name]["file"]) as img:
@@ -132,8 +134,9 @@ def test_pngs_hold_the_plotted_curves(sweep, tmp_path):
     tflops = {(c.run, c.stage): c.step_tflops for c in estimate_plans(plans)}[(plans[0].run_name, "main")]
     flops = {c["label"]: c for c in plots["metric_vs_flops"]["curves"]}
     assert flops["lr3e-3 seed 0"]["x"] == pytest.approx([2 * tflops])
-    assert run_cli(main, [str(recipe), *SEEDS, "--out", str(out), "--smoothing", "0"]) == 0
-    raw = {c["label"]: c for c in json.loads((out / "plots.json").read_text())["loss"]["curves"]}
+    assert run_cli(main, [str(recipe), *SEEDS, "--out", str(tmp_path / "rep"), "--smoothing", "0"]) == 0
+    assert (tmp_path / "rep" / "latest").resolve() != out.resolve()  # a new report; the first one is kept
+    raw = {c["label"]: c for c in json.loads((tmp_path / "rep" / "latest" / "plots.json").read_text())["loss"]["curves"]}
     assert raw["lr1e-3 seed 1"]["y"] == pytest.approx([v for _, v in logged])
 
 
@@ -147,12 +150,12 @@ def test_run_dirs_default_folder_and_an_evaluate_record(sweep, tmp_path, monkeyp
     shutil.copytree(plans[0].run_dir.parent, folder, symlinks=True, ignore=shutil.ignore_patterns("report"))
     (record,) = evaluate_run(folder / plans[0].run_name, echo=lambda *_: None)
     assert run_cli(main, [str(folder)]) == 0
-    md = (folder / "report" / "report.md").read_text()
+    md = (folder / "report" / "latest" / "report.md").read_text()
     runs = md.split("## Runs")[1]
     assert f"tools/evaluate.py, N=16 @ step 4 | {record['scores']['shape_fid']:.4g}" in runs
-    lines = json.loads((folder / "report" / "plots.json").read_text())["metric_vs_step"]["lines"]
+    lines = json.loads((folder / "report" / "latest" / "plots.json").read_text())["metric_vs_step"]["lines"]
     assert "lr1e-3 seed 0 (tools/evaluate.py)" in lines and len(lines) == 4
-    assert "| lr3e-3 | 0 | seed 0: stopped (main 2/4) |" in md  # the run never created is not in the folder
+    assert "| lr3e-3 | 1 | seed 0: stopped (main 2/4) |" in md  # the run never created is not in the folder
     capsys.readouterr()
     assert run_cli(main, [str(tmp_path / "nothing")]) == 2
     assert "neither a recipe (.py) nor a run directory" in capsys.readouterr().err

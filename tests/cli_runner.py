@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.commands.launch import main
 
 

@@ -8,7 +8,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import mdreg.commands
+import mdreg.commands.entry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,10 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_each_tool_calls_a_declared_entry_point():
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.value.startswith("mdreg.")}
     for tool in sorted((REPO / "tools").glob("*.py")):
-        name = re.search(r"^from mdreg\.commands import (\w+)$", tool.read_text(), re.M)
-        assert name, f"{tool.name} should be 'from mdreg.commands import ENTRY' and call it"
-        assert f"mdreg.commands:{name.group(1)}" in scripts.values(), f"{tool.name}: no console script runs {name.group(1)}"
-        assert callable(getattr(mdreg.commands, name.group(1)))
+        name = re.search(r"^from mdreg\.commands\.entry import (\w+)$", tool.read_text(), re.M)
+        assert name, f"{tool.name} should be 'from mdreg.commands.entry import ENTRY' and call it"
+        assert f"mdreg.commands.entry:{name.group(1)}" in scripts.values(), f"{tool.name}: no console script runs {name.group(1)}"
+        assert callable(getattr(mdreg.commands.entry, name.group(1)))
     assert "sys.path" not in "".join(t.read_text() for t in (REPO / "tools").glob("*.py"))
 
 

@@ -24,6 +24,7 @@ from tabulate import tabulate
 from mdreg.benchmark.configs import named_config, parse_kv, prepare, recipe_config
 from mdreg.benchmark.run import HEADERS, as_dict, run_case
 from mdreg.benchmark.timing import matmul_peak_tflops
+from mdreg.commands.entry import add_plugin_argument, import_plugins_of
 from mdreg.engine.distributed import pick_device
 from mdreg.errors import UserError
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", type=Path, help="write torch.profiler's top operators of each case to "
                                                   "PROFILE (suffixed with the case number)")
     run.add_argument("--verbose", "-v", action="store_true")
+    add_plugin_argument(p)
     return p
 
 
@@ -102,6 +104,7 @@ def data_throughput(cfg, batch: int, batches: int, device: torch.device) -> dict
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_intermixed_args(argv)
+    import_plugins_of(args)
     cfg, stage, label = load(args)
     device = pick_device(args.device, 0)
     peak = matmul_peak_tflops(device)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from mdreg.commands.entry import add_plugin_argument, import_plugins_of
 from mdreg.errors import UserError
 from mdreg.models.official import KINDS, build_official, read_checkpoint, to_official
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                    help="backbone argument that cannot be read from the weights, e.g. --arg num_heads=16")
     p.add_argument("--verbose", "-v", action="store_true")
+    add_plugin_argument(p)
     return p
 
 
@@ -61,6 +63,7 @@ def official_file(sd: dict, kind: str) -> dict:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    import_plugins_of(args)
     target = Path(args.target)
     if args.to == "mdreg":
         # the printed model line repeats exactly the arguments the loaded backbone was built with

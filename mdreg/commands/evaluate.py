@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mdreg.commands.entry import add_plugin_argument, import_plugins_of
+from mdreg.commands.slurm_flags import FLAG_NAMES, add_slurm_arguments, flag_values
 from mdreg.errors import UserError
 from mdreg.evaluation import protocol_job
 from mdreg.evaluation.protocol_job import evaluate_run
-from mdreg.launch.slurm.evaluate_job import for_run
-from mdreg.launch.slurm.flags import add_slurm_arguments, flag_values
 
 
 def main(argv: list[str]) -> int:
@@ -27,8 +27,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--cluster", choices=("local", "slurm"), default="local",
                    help="slurm: submit one job per run, after the stage's training job if it is still queued")
     p.add_argument("--verbose", "-v", action="store_true")
+    add_plugin_argument(p)
     add_slurm_arguments(p)
     args = p.parse_intermixed_args(argv)
+    import_plugins_of(args)
     given = [*args.run_dirs, *args.overrides]  # run names may hold "=" (max_steps=50): a folder is a run
     runs = [Path(a) for a in given if Path(a).is_dir() or "=" not in a]
     overrides = [a for a in given if not (Path(a).is_dir() or "=" not in a)]
@@ -38,9 +40,11 @@ def main(argv: list[str]) -> int:
         if not (run / "config.yaml").is_file():
             raise UserError(f"{run} is not a run directory (no config.yaml)")
     if args.cluster == "slurm":
+        from mdreg.launch.slurm.evaluate_job import for_run
+
         for run in runs:
             job, after = for_run(run, args.stage, args.checkpoint, overrides, args.inception_weights,
-                                 flag_values(args))
+                                 flag_values(args), FLAG_NAMES)
             print(f"{run}: evaluation job {job}" + (f" ({after})" if after else "") +
                   f"; follow it with python tools/launch.py --status {run}")
         return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mdreg.commands.entry import add_plugin_argument, import_plugins_of
 from mdreg.errors import UserError
 from mdreg.reports import reproduction
 from mdreg.reports.estimate import Device
@@ -65,7 +66,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--mfu", type=float, default=0.45, help="estimate: model FLOPs utilisation (0.45)")
     p.add_argument("--images-per-s", type=float, default=None, help="estimate: measured images/s per GPU")
     p.add_argument("--verbose", "-v", action="store_true")
+    add_plugin_argument(p)
     args = p.parse_intermixed_args(argv)
+    import_plugins_of(args)
     if not 0 <= args.smoothing < 1:
         raise UserError(f"--smoothing {args.smoothing}: must be in [0, 1)")
     out = write_report(plans_of(args), args.out, Device(args.peak_tflops, args.mfu, args.images_per_s),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mdreg.commands.entry import add_plugin_argument, import_plugins_of
 from mdreg.errors import UserError
 from mdreg.evaluation import sample_folder
 from mdreg.evaluation.sample_folder import sample_run
@@ -24,7 +25,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--checkpoint", default=None, help="a checkpoint file instead of the stage's last")
     p.add_argument("--device", default="auto")
     p.add_argument("--verbose", "-v", action="store_true")
+    add_plugin_argument(p)
     args = p.parse_intermixed_args(argv)
+    import_plugins_of(args)
     if args.num < 1 or args.batch_size < 1:
         raise UserError("--num and --batch-size must be positive")
     out = sample_run(args.run_dir, args.stage, args.num, args.out, args.batch_size, args.seed, args.sampler,

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from mdreg.commands.entry import add_plugin_argument, import_plugins_of
 from mdreg.evaluation import shape_metric
 from mdreg.evaluation.shape_metric import (
     THRESHOLD,
@@ -32,7 +33,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--metrics", default=None, help="also append the scores to this jsonl file")
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.add_argument("--verbose", "-v", action="store_true")
+    add_plugin_argument(p)
     args = p.parse_args(argv)
+    import_plugins_of(args)
     samples = Path(args.samples)
     images = to_images(samples)
     node, source = run_settings(samples)

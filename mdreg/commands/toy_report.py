@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mdreg.commands.entry import add_plugin_argument, import_plugins_of
 from mdreg.reports import toy
 from mdreg.reports.toy import format_table, report
 
@@ -14,6 +15,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("recipe", help="recipes/toy_swissroll.py or recipes/toy_rose.py")
     p.add_argument("overrides", nargs="*", help="the overrides the runs were launched with (e.g. train.seed=0,1,2)")
     p.add_argument("--verbose", "-v", action="store_true")
+    add_plugin_argument(p)
     args = p.parse_args(argv)
+    import_plugins_of(args)
     print(format_table(report(args.recipe, args.overrides)))
     return 0

@@ -140,9 +140,7 @@ def plan_stage(cfg: DictConfig, name: str) -> TrainStage:
         without_data.pop("dataset", None)
         without_data.pop("init_from", None)  # resolved below, against the run's stages
     stage: TrainStage = instantiate(without_data, key=f"stages.{name}")
-    cap = cfg.train.get("max_steps")
-    stage.name, stage.seed = name, stage_seed(int(cfg.train.seed), name)
-    stage.steps = min(stage.schedule_steps, int(cap)) if cap else stage.schedule_steps
+    stage.name, stage.seed, stage.steps = name, stage_seed(int(cfg.train.seed), name), capped_steps(cfg, name)
     stage.hflip = float(stage.hflip if stage.hflip is not None else cfg.data.get("hflip", 0.0))
     stage.init_from = resolve_init(cfg, name)
     stage.parent = stage.init_from.stage if stage.init_from else None
@@ -183,9 +181,7 @@ def resolve_init(cfg: DictConfig, name: str) -> InitFrom | None:
                               f"checkpoints folder, a stage folder or a run directory")
         return InitFrom(path=path, weights=weights, kind=kind)
     parent = _earlier_stage(str(value["stage"]), name, names, key)
-    cap = cfg.train.get("max_steps")
-    steps = int(cfg.stages[parent].steps)
-    return InitFrom(stage=parent, weights=weights, steps=min(steps, int(cap)) if cap else steps)
+    return InitFrom(stage=parent, weights=weights, steps=capped_steps(cfg, parent))
 
 
 def _is_path(text: str) -> bool:
@@ -233,6 +229,12 @@ def check_settings(steps: int, batch_size: int, grad_accum: int = 1, precision: 
     settings = {**EMA_DEFAULTS, **(ema or {})}
     check_ema_settings(**settings)
     return settings
+
+
+def capped_steps(cfg: DictConfig, name: str) -> int:
+    """``stages.<name>.steps``, capped by ``train.max_steps`` when that is set."""
+    steps, cap = int(cfg.stages[name].steps), cfg.train.get("max_steps")
+    return min(steps, int(cap)) if cap else steps
 
 
 def stage_seed(seed: int, stage_name: str) -> int:

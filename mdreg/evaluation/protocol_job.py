@@ -28,8 +28,6 @@ import json
 import time
 from pathlib import Path
 
-
-from mdreg.config import load_config
 from mdreg.config.overrides import apply_overrides, parse_overrides
 from mdreg.engine.checkpoint import CheckpointManager, checkpoint_name
 from mdreg.errors import UserError
@@ -39,11 +37,12 @@ from mdreg.io import append_jsonl, atomic_write_text
 from mdreg.provenance import collect
 from mdreg.runs.lock import hold, slurm_job_id
 from mdreg.runs.records import SOURCE, evaluation_records
+from mdreg.runs.rundir import read_run_config
 
 
 def run_protocol(run_dir: Path, overrides: list[str] = (), stage: str | None = None):
     """(the run's config, its protocol) after ``evaluation.*`` ``overrides`` and ``stage``."""
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = read_run_config(run_dir)  # its plugins imported: a metric or a sampler may be the user's own
     texts = list(overrides) + ([f"evaluation.stage={stage}"] if stage else [])
     bad = [t for t in texts if not t.lstrip("+~").startswith("evaluation.")]
     if bad:

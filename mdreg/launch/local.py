@@ -91,9 +91,13 @@ class LocalExecutor:
     def __init__(self, env: DistEnv | None = None):
         self.env = env
 
-    def run(self, plan: RunPlan, stages: list[str] | None = None) -> dict[str, dict]:
+    def start(self, plan: RunPlan) -> DistEnv:
+        """This process's place in the run (set up by the first plan)."""
         self.env = self.env or start_process(plan)
-        return run_stages(plan, self.env, stages)
+        return self.env
+
+    def run(self, plan: RunPlan, stages: list[str] | None = None) -> dict[str, dict]:
+        return run_stages(plan, self.start(plan), stages)
 
 
 def outputs_summary(plan: RunPlan) -> str:

@@ -316,19 +316,26 @@ def check_no_jobs(run_dir: str | Path) -> None:
                        f"{' '.join(states)}) and launch again")
 
 
+def current_holder(run_dir: str | Path) -> tuple[Holder | None, bool | None, str]:
+    """Who holds ``run_dir``'s lock, read without taking or creating anything: ``(holder, alive,
+    why)``; ``(None, False, "")`` when the record is empty (nobody holds it). ``alive`` None:
+    it cannot be told from here (another host)."""
+    try:
+        text = (Path(run_dir) / LOCK).read_text(errors="replace").strip()
+    except OSError:
+        return None, False, ""
+    holder = Holder.parse(text) if text else None
+    if holder is None:
+        return None, False, ""
+    alive, why = _verdict(holder)
+    return holder, alive, why
+
+
 def check_free(run_dir: str | Path) -> None:
     """For a submission: raise :class:`RunInUse` if a live launch holds ``run_dir``, without
     taking or creating anything (a stale record is left for the job to take over)."""
-    path = Path(run_dir) / LOCK
-    try:
-        text = path.read_text(errors="replace").strip()
-    except OSError:
-        return
-    holder = Holder.parse(text) if text else None
-    if holder is None:
-        return
-    alive, why = _verdict(holder)
-    if alive is not False:
+    holder, alive, why = current_holder(run_dir)
+    if holder is not None and alive is not False:
         raise RunLock(run_dir)._refusal(holder, why, undecided=alive is None)
 
 

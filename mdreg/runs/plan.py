@@ -47,6 +47,7 @@ from mdreg.config.tree import check_interpolations
 from mdreg.engine.parts import check_stage
 from mdreg.engine.stage import TrainSettings, TrainStage, plan_stage
 from mdreg.errors import ConfigError, did_you_mean
+from mdreg.io import is_uri
 from mdreg.plugins import import_plugins, plugins_of
 from mdreg.runs.sweep import expand
 
@@ -234,3 +235,22 @@ def _require_train(cfg: DictConfig) -> None:
                               f"override its keys ({key}.KEY=VALUE) instead of replacing it")
 
 
+def missing_data(plan: RunPlan) -> list[str]:
+    """One line per dataset folder the plan's stages read that does not exist on this machine, with
+    the override that fixes it (``paths.<name>=...`` when the recipe takes the folder from ``paths``)."""
+    out = []
+    for stage in plan.stages:
+        own = plan.cfg.stages[stage.name].get("dataset")
+        key = f"stages.{stage.name}.dataset" if own is not None else "data.dataset"
+        node = own if own is not None else plan.cfg.data.get("dataset")
+        if node is None or "root" not in node:
+            continue
+        raw = node._get_node("root")._value() if hasattr(node, "_get_node") else node["root"]
+        root = str(node.root)
+        if is_uri(root) or Path(root).exists():
+            continue
+        fix = (raw[2:-1] if isinstance(raw, str) and raw.startswith("${") and raw.endswith("}") else f"{key}.root")
+        line = f"{key}.root={root!r} does not exist on this machine; set {fix}=/where/it/is"
+        if line not in out:
+            out.append(line)
+    return out

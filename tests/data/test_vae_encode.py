@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.commands.encode_latents import main
 from mdreg.data.image_folder import ImageFolder
 from mdreg.data.latents import LatentStore

@@ -35,7 +35,7 @@ def _rank(rank: int, argv: list[str], port: int, log: str) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
-    from mdreg.commands import run_cli
+    from mdreg.commands.entry import run_cli
     from mdreg.commands.launch import main
 
     os._exit(run_cli(main, argv))

@@ -9,7 +9,7 @@ import pytest
 
 from omegaconf import OmegaConf
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.config import load_config
 from mdreg.commands.evaluate import main
 from mdreg.evaluation.protocol_job import evaluate_run

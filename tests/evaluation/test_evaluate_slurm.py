@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.commands.evaluate import main as evaluate_main
 from mdreg.runs.records import SOURCE
 from mdreg.commands.launch import main as launch_main

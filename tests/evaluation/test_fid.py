@@ -20,7 +20,7 @@ import scipy.linalg
 import torch
 from PIL import Image
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.data.synthetic import render
 from mdreg.errors import UserError
 from mdreg.commands.fid import main

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.errors import UserError
 from mdreg.evaluation import reference as reference_module
 from mdreg.evaluation.inception_metrics import compute_metrics

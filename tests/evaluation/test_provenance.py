@@ -98,7 +98,7 @@ def test_meta_start_and_end_events_carry_provenance_and_diff_shows_it(two_runs):
 
 
 def test_diff_of_two_runs_from_the_command_line(two_runs, capsys):
-    from mdreg.commands import run_cli
+    from mdreg.commands.entry import run_cli
     from mdreg.commands.launch import main
 
     a, b = two_runs

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.data.transforms import Identity
 from mdreg.errors import ConfigError, UserError
-from mdreg.commands import fid
+from mdreg.commands.entry import fid
 from mdreg.commands.sample import main
 from mdreg.evaluation.sample_folder import labels_for, sample_run, write_npz
 from mdreg.engine.sampling import generate

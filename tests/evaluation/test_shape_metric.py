@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.config import L, dump_yaml, instantiate, node
 from mdreg.data.synthetic import Shapes, render
 from mdreg.errors import UserError

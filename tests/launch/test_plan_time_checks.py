@@ -2,7 +2,7 @@
 the stage's components and the backbone are built on the meta device when the run is planned."""
 import pytest
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.commands.launch import main
 from tests.tiny import REPO
 

@@ -71,13 +71,17 @@ def test_missing_sbatch_is_a_clear_error(tmp_path, launch, monkeypatch):
     assert not tmp_path.joinpath("quickstart").exists()
 
 
-def test_status_of_a_run_never_submitted(tmp_path, launch):
+def test_status_of_a_folder_without_runs(tmp_path, launch):
     code, out = launch("--status", tmp_path)
-    assert code == 2 and "no Slurm jobs recorded here" in out
+    assert code == 2 and "neither a run directory (with config.yaml) nor a folder of runs nor a recipe file" in out
 
 
-def test_a_typo_in_launch_is_reported_for_local_runs_too(tmp_path, launch):
+def test_a_typo_in_launch_slurm_is_reported_by_the_slurm_dry_run_and_ignored_locally(tmp_path, launch):
+    """A local run reads nothing of launch.slurm (and imports nothing Slurm-only)."""
     code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "+launch.slurm.gpu=1", "--dry-run")
+    assert code == 0 and "launch.slurm.gpu" not in out.split("# plan")[1]
+    code, out = launch("recipes/quickstart.py", f"train.output_root={tmp_path}", "+launch.slurm.gpu=1", "--dry-run",
+                       "--cluster", "slurm")
     assert code == 2 and "launch.slurm.gpu is not a Slurm setting" in out
 
 

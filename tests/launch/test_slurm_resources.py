@@ -8,10 +8,11 @@ from omegaconf import OmegaConf
 
 from mdreg.config import load_recipe
 from mdreg.errors import ConfigError, UserError
+from mdreg.commands.launch import cluster_of
+from mdreg.commands.slurm_flags import FLAG_NAMES, parse_time
 from mdreg.launch.slurm.cluster import check_resources, gpus_in_gres, partitions_from_sinfo
-from mdreg.launch.slurm.flags import parse_time
 from mdreg.launch.slurm.sbatch import sbatch_parameters
-from mdreg.launch.slurm.settings import cluster_of, slurm_settings
+from mdreg.launch.slurm.settings import slurm_settings
 
 
 def cfg_with(**slurm):
@@ -50,7 +51,7 @@ def test_bad_values_name_the_key(slurm, message):
 
 def test_all_problems_at_once_and_flags_named_as_flags():
     with pytest.raises(ConfigError) as err:
-        slurm_settings(cfg_with(nodes=0, cpus_per_task=0), flags={"gpus_per_node": -1})
+        slurm_settings(cfg_with(nodes=0, cpus_per_task=0), flags={"gpus_per_node": -1}, flag_names=FLAG_NAMES)
     text = str(err.value)
     assert "launch.slurm.nodes=0" in text and "launch.slurm.cpus_per_task=0" in text and "--gpus-per-node -1" in text
 

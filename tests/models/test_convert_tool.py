@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.config import L, instantiate
 from mdreg.models.official import load_official
 from mdreg.commands.convert import main

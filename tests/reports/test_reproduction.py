@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.engine.distributed import DistEnv
 from mdreg.engine.trainer import Trainer
 from mdreg.evaluation.protocol_job import evaluate_run

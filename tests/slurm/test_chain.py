@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slurm
 @pytest.fixture(scope="module")
 def submitted(tmp_path_factory):
     """Submit with --wait (the module's tests share the one submission)."""
-    from mdreg.commands import run_cli
+    from mdreg.commands.entry import run_cli
     from mdreg.commands.launch import main
 
     root = tmp_path_factory.mktemp("chain")

@@ -1,13 +1,12 @@
-"""Running plans on Slurm through submitit (``tools/launch.py --cluster slurm``); local runs
-use only the ``launch`` section's checks and the resource flags from here.
+"""Running plans on Slurm through submitit (``tools/launch.py --cluster slurm``); a local run
+imports nothing from here.
 
 Submitting (on the login node):
 
 * ``executor.py`` — :class:`SlurmExecutor`: checks, prepares run directories, submits the
   job graph, prints the summary; ``--dry-run`` prints the scripts instead;
-* ``settings.py`` — the recipe's ``launch`` section: ``launch.cluster`` and the typed
-  ``launch.slurm`` resources (:class:`SlurmSettings`);
-* ``flags.py`` — ``--nodes``, ``--time``, ... which override ``launch.slurm`` keys;
+* ``settings.py`` — the typed ``launch.slurm`` resources (:class:`SlurmSettings`; their flags,
+  ``--nodes``, ``--time``, ..., are in :mod:`mdreg.commands.slurm_flags`);
 * ``sbatch.py`` — resources -> submitit's sbatch parameters and executor; the rendered script;
 * ``cluster.py`` — what ``sinfo`` must allow before anything is queued; a clean environment
   for submitting from inside a job;

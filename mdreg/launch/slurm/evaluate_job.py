@@ -61,9 +61,9 @@ def label(stage: str) -> str:
     return f"evaluate-{stage}"
 
 
-def eval_resources(cfg, flags: dict) -> SlurmSettings:
+def eval_resources(cfg, flags: dict, flag_names: dict | None = None) -> SlurmSettings:
     """The run's Slurm resources for one evaluation task: one node, one GPU at most."""
-    res = slurm_settings(cfg, flags)
+    res = slurm_settings(cfg, flags, flag_names)
     return dataclasses.replace(res, nodes=1, gpus_per_node=min(res.gpus_per_node, 1))
 
 
@@ -134,11 +134,11 @@ def describe(pairs: list[tuple[JobGroup, JobGroup | None]]) -> str:
     return "\n".join(lines)
 
 
-def after_training(plans: list[RunPlan], groups: list[JobGroup], flags: dict, folder: Path,
+def after_training(plans: list[RunPlan], groups: list[JobGroup], flags: dict, flag_names: dict, folder: Path,
                    inception_weights: str | None = None) -> list[tuple[JobGroup, JobGroup | None]]:
     """Submit each plan's evaluation after the submitted group that trains its protocol's stage."""
     pairs = plan_groups(plans, groups, inception_weights)
-    res = eval_resources(plans[0].cfg, flags)
+    res = eval_resources(plans[0].cfg, flags, flag_names)
     for group, trains in pairs:
         dependency = dependency_of(group, trains)
         submit_group(group, [EvaluateJob(p.run_dir, inception_weights=inception_weights) for p in group.plans], res,
@@ -150,7 +150,7 @@ def after_training(plans: list[RunPlan], groups: list[JobGroup], flags: dict, fo
 
 
 def for_run(run_dir: Path, stage: str | None, checkpoint: str | None, overrides: list[str],
-            inception_weights: str | None, flags: dict) -> tuple[str, str | None]:
+            inception_weights: str | None, flags: dict, flag_names: dict | None = None) -> tuple[str, str | None]:
     """Submit tools/evaluate.py for ``run_dir``; returns (job id, dependency)."""
     from mdreg.evaluation.protocol_job import checkpoints, preflight, run_protocol
     from mdreg.runs.queue import query
@@ -159,7 +159,7 @@ def for_run(run_dir: Path, stage: str | None, checkpoint: str | None, overrides:
     require_slurm_client()
     cfg, protocol = run_protocol(run_dir, overrides, stage)
     preflight(cfg, inception_weights)
-    res = eval_resources(cfg, flags)
+    res = eval_resources(cfg, flags, flag_names)
     dependency = None
     trains = [j for j in latest_jobs(run_dir) if protocol.stage in j.stages]
     if trains:

@@ -44,16 +44,18 @@ from mdreg.launch.slurm.cluster import (
 from mdreg.launch.slurm.job_graph import JobGroup, chain, describe_graph
 from mdreg.launch.slurm.remaining import complete_stages, describe_complete
 from mdreg.launch.slurm.sbatch import (
+    checkout_root,
     python_path_setup,
     sbatch_parameters,
     sbatch_script,
     submitit_executor,
 )
 from mdreg.launch.slurm.settings import SlurmSettings, slurm_settings
+from mdreg.launch.slurm.sizing import plugin_problems, sized
 from mdreg.launch.slurm.stage_job import StageJob
 from mdreg.runs.jobs import JobRecord, append_submission, latest_jobs
 from mdreg.runs.lock import check_free
-from mdreg.runs.plan import RunPlan
+from mdreg.runs.plan import RunPlan, missing_data
 from mdreg.runs.queue import query
 from mdreg.runs.rundir import prepare, write_stage_config
 
@@ -61,16 +63,23 @@ LOGS = "slurm-logs"
 
 
 def logs_folder(plans: list[RunPlan]) -> Path:
+    """submitit's folder (logs, pickles): a run's own ``RUN_DIR/slurm/logs``; a sweep's array shares
+    ``<output_root>/<recipe>/slurm-logs`` (submitit writes one array's logs into one folder), and
+    each run directory links its element's logs (``RUN_DIR/slurm/``)."""
+    if len(plans) == 1:
+        return plans[0].run_dir.absolute() / "slurm" / "logs"
     return plans[0].run_dir.parent.absolute() / LOGS
 
 
 class SlurmExecutor:
-    """Submits plans as Slurm jobs; ``flags`` are resource flags by key (``--nodes`` -> nodes)."""
+    """Submits plans as Slurm jobs; ``flags`` are resource flags by key (``--nodes`` -> nodes),
+    ``flag_names`` how each is spelled (for errors)."""
 
     name = "slurm"
 
-    def __init__(self, flags: dict | None = None, single_job: bool = False):
-        self.flags, self.single_job = dict(flags or {}), single_job
+    def __init__(self, flags: dict | None = None, single_job: bool = False, flag_names: dict | None = None):
+        self.flags, self.single_job, self.flag_names = dict(flags or {}), single_job, dict(flag_names or {})
+        self.notes: list[str] = []  # what the sizing decided (memory, signal lead), for the dry run
 
     def resources(self, plans: list[RunPlan]) -> SlurmSettings:
         """The plans' validated resources; a sweep's elements must agree (one array). Each
@@ -82,9 +91,9 @@ class SlurmExecutor:
                 key = json.dumps(OmegaConf.to_container(cfg.launch, resolve=True) if "launch" in cfg else None,
                                  sort_keys=True, default=repr)
             except Exception:  # not a mapping, a bad interpolation: slurm_settings says what is wrong
-                return slurm_settings(cfg, self.flags)
+                return slurm_settings(cfg, self.flags, self.flag_names)
             if key not in checked:
-                checked[key] = slurm_settings(cfg, self.flags)
+                checked[key] = slurm_settings(cfg, self.flags, self.flag_names)
             return checked[key]
 
         found = [settings(p.cfg) for p in plans]
@@ -102,7 +111,11 @@ class SlurmExecutor:
                 micro_batch_size(stage.batch_size, stage.grad_accum, world, stage.name,
                                  f"{found[0].nodes} node(s) x {found[0].tasks_per_node} task(s) per node, one per GPU;"
                                  f" set --nodes / --gpus-per-node")
-        return found[0]
+        problems = plugin_problems(plans, checkout_root())
+        if problems:
+            raise UserError("; ".join(problems))
+        res, self.notes = sized(found[0], plans)
+        return res
 
     def groups(self, plans: list[RunPlan], stages: list[str] | None, skip_complete: bool = False) -> list[JobGroup]:
         """The job graph; with ``skip_complete``, complete stages get no job."""
@@ -120,6 +133,8 @@ class SlurmExecutor:
                          f"{res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per node)\n{script}")
         parts.append(describe_graph(groups))
         parts += describe_complete(plans, complete_stages(plans), stages)
+        parts += [f"# {note}" for note in self.notes]
+        parts += [f"# warning: {line} (the job's nodes may see it; check there)" for line in missing(plans)]
         parts.append("# dry run: nothing was submitted")
         return "\n".join(parts)
 
@@ -130,6 +145,8 @@ class SlurmExecutor:
         plans = scheduled(plans, groups)
         if not groups:
             return groups
+        for line in missing(plans):
+            print(f"warning: {line} (the job's nodes may see it; check there)")
         with outside_job_env():
             check_cluster(res)
             refuse_active_runs(plans)
@@ -144,6 +161,11 @@ class SlurmExecutor:
                               g.dependency()) for g in groups if g.position(plan) is not None]
             append_submission(plan.run_dir, jobs, res.as_dict())
         return groups
+
+
+def missing(plans: list[RunPlan]) -> list[str]:
+    """The dataset folders of ``plans`` that this machine does not see (each once)."""
+    return list(dict.fromkeys(line for plan in plans for line in missing_data(plan)))
 
 
 STATUS_LISTED = 6  # up to this many runs, the --status hint names each run directory

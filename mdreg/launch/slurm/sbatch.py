@@ -14,14 +14,18 @@ import submitit
 from mdreg.launch.slurm.settings import SlurmSettings
 
 
-def python_path_setup() -> list[str]:
-    """Make ``mdreg`` importable in the job when it is used from a checkout (not installed)."""
+def checkout_root() -> str | None:
+    """The folder holding ``mdreg/`` when mdreg runs from a checkout (None when it is installed)."""
     import mdreg
 
     root = str(Path(mdreg.__file__).resolve().parent.parent)
-    if root in {str(Path(p).resolve()) for p in site.getsitepackages()}:
-        return []
-    return [f"export PYTHONPATH={shlex.quote(root)}${{PYTHONPATH:+:$PYTHONPATH}}"]
+    return None if root in {str(Path(p).resolve()) for p in site.getsitepackages()} else root
+
+
+def python_path_setup() -> list[str]:
+    """Make ``mdreg`` importable in the job when it is used from a checkout (not installed)."""
+    root = checkout_root()
+    return [f"export PYTHONPATH={shlex.quote(root)}${{PYTHONPATH:+:$PYTHONPATH}}"] if root else []
 
 
 def _mem(mem_gb: float) -> str:

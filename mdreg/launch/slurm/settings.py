@@ -1,8 +1,8 @@
-"""The ``launch`` section of a recipe: ``launch.cluster`` and the Slurm resources of
-``launch.slurm`` as a typed schema, :class:`SlurmSettings`.
+"""The Slurm resources of a recipe's ``launch.slurm`` section as a typed schema,
+:class:`SlurmSettings` (``launch.cluster``, local or slurm, is read by ``tools/launch.py``).
 
 Precedence: the recipe's ``launch`` section (see ``recipes/common/launch.py``) <
-``launch.slurm.KEY=VALUE`` overrides < flags (``--nodes 4``, :mod:`mdreg.launch.slurm.flags`).
+``launch.slurm.KEY=VALUE`` overrides < flags (``--nodes 4``, :mod:`mdreg.commands.slurm_flags`).
 Keys a recipe leaves out take the dataclass's defaults. Types are checked by omegaconf's
 structured configs, ranges by :meth:`SlurmSettings.__post_init__`
 (:mod:`mdreg.config.schema`); every bad value is reported at once, naming the key (or flag)
@@ -17,9 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mdreg.config.schema import hint, load_section, require
 from mdreg.errors import ConfigError, did_you_mean
-from mdreg.launch.slurm.flags import FLAGS
 
-CLUSTERS = ("local", "slurm")
 _NAME = "a non-empty string or null"
 
 # sbatch options mdreg sets itself: overriding them would break logs, arrays or chains.
@@ -110,33 +108,20 @@ def _section(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(launch, resolve=True)
 
 
-def cluster_of(cfg: DictConfig) -> str:
-    """``launch.cluster`` (``local`` when absent), checked."""
-    section = _section(cfg)
-    unknown = [k for k in section if k not in ("cluster", "slurm")]
-    if unknown:
-        raise ConfigError(f"launch.{unknown[0]} is not a launch setting{did_you_mean(unknown[0], ['cluster', 'slurm'])}"
-                          f"; the launch section holds cluster and slurm")
-    cluster = section.get("cluster", "local")
-    if cluster not in CLUSTERS:
-        raise ConfigError(f"launch.cluster={cluster!r} is invalid: expected one of {', '.join(CLUSTERS)}")
-    return cluster
-
-
-def slurm_settings(cfg: DictConfig, flags: dict[str, Any] | None = None) -> SlurmSettings:
-    """``launch.slurm`` under ``flags`` (by key: ``{"nodes": 4}``); one ConfigError listing
-    every bad value."""
-    cluster_of(cfg)
+def slurm_settings(cfg: DictConfig, flags: dict[str, Any] | None = None,
+                   flag_names: dict[str, str] | None = None) -> SlurmSettings:
+    """``launch.slurm`` under ``flags`` (by key: ``{"nodes": 4}``; ``flag_names`` says how each
+    was spelled on the command line, ``{"nodes": "--nodes"}``); one ConfigError listing every
+    bad value."""
     section = _section(cfg).get("slurm") or {}
     if not isinstance(section, dict):
         raise ConfigError(f"launch.slurm must be a mapping of resources, got {section!r}")
     keys = [f.name for f in fields(SlurmSettings)]
     unknown = [f"launch.slurm.{k} is not a Slurm setting{did_you_mean(k, keys)}" for k in section if k not in keys]
-    flags = flags or {}
-    flag_of = {key: flag for flag, (key, _, _) in FLAGS.items()}
+    flags, flag_names = flags or {}, flag_names or {}
 
     def name(key: str, value: Any) -> str:
-        return f"{flag_of[key]} {value}" if key in flags else f"launch.slurm.{key}={value!r}"
+        return f"{flag_names.get(key, '--' + key)} {value}" if key in flags else f"launch.slurm.{key}={value!r}"
 
     given = {k: v for k, v in {**section, **flags}.items() if k in keys}
     return load_section(SlurmSettings, given, name, problems=unknown)

@@ -1,5 +1,5 @@
-"""``python tools/launch.py --status RUN_DIR``: the Slurm jobs of a run (or of every run
-under a recipe folder): state and restarts from ``sacct`` (the pending reason from
+"""``python tools/launch.py --status RUN_DIR``, for runs submitted to Slurm: the jobs of each run:
+state and restarts from ``sacct`` (the pending reason from
 ``squeue``), training progress, checkpoints set aside as unreadable (and each
 ``skipped_checkpoint`` event of the stage's metrics.jsonl), the tail of each job's log and
 the traceback of a failed one; with several runs, a closing summary names the failed ones
@@ -15,22 +15,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from mdreg.errors import UserError
-from mdreg.runs.jobs import RECORD, JobRecord, latest_jobs
+from mdreg.runs.jobs import JobRecord, latest_jobs
 from mdreg.runs.queue import ENDED, JobState, query
 from mdreg.runs.records import StageRecord, read_stage
-
-
-def run_dirs_under(path: Path) -> list[Path]:
-    """``path`` if it is a submitted run, else every submitted run below it (a sweep)."""
-    path = Path(path)
-    if (path / RECORD).is_file():
-        return [path]
-    found = sorted(p.parent.parent for p in path.glob(f"*/{RECORD}")) if path.is_dir() else []
-    if not found:
-        raise UserError(f"{path}: no Slurm jobs recorded here ({RECORD} not found); give a run directory "
-                        f"(<output_root>/<recipe>/<run name>) or a recipe folder holding several")
-    return found
 
 
 def tail(path: Path, lines: int, max_bytes: int = 1 << 16) -> list[str]:
@@ -70,9 +57,9 @@ def traceback_of(job: JobRecord) -> list[str]:
     return []
 
 
-def report(path: Path, log_lines: int = 5) -> tuple[str, list[JobState]]:
-    """The status text of the run(s) at ``path`` and the jobs' states."""
-    runs = [(run, latest_jobs(run)) for run in run_dirs_under(path)]
+def report(run_dirs: list[Path], log_lines: int = 5) -> tuple[str, list[JobState]]:
+    """The status text of submitted runs (each with ``RUN_DIR/slurm/jobs.json``) and their jobs' states."""
+    runs = [(run, latest_jobs(run)) for run in run_dirs]
     states = query([j.job_id for _, jobs in runs for j in jobs])
     out, failed = [], []
     for run, jobs in runs:

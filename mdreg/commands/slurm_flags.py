@@ -1,5 +1,6 @@
-"""The Slurm resource flags of ``tools/launch.py`` (``--nodes 4``, ``--time 2:00:00``): each
-overrides one ``launch.slurm`` key (:mod:`mdreg.launch.slurm.settings`)."""
+"""The Slurm resource flags of ``tools/launch.py`` and ``tools/evaluate.py`` (``--nodes 4``,
+``--time 2:00:00``): each overrides one ``launch.slurm`` key (:mod:`mdreg.launch.slurm.settings`).
+Only the flags' table lives here: parsing them imports nothing Slurm-only."""
 from __future__ import annotations
 
 import argparse
@@ -49,3 +50,6 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     """The resource flags given on the command line, by key."""
     return {key: getattr(args, f"slurm_{key}") for key, _, _ in FLAGS.values()
             if getattr(args, f"slurm_{key}", None) is not None}
+
+
+FLAG_NAMES: dict[str, str] = {key: flag for flag, (key, _, _) in FLAGS.items()}  # launch.slurm key -> its flag

@@ -42,11 +42,19 @@ def test_config_saves_and_reloads_identically(name, tmp_path):
         assert to_plain(load_config(tmp_path / f"{i}.yaml")) == to_plain(cfg)
 
 
+def data_here(name: str, folder) -> list[str]:
+    """Overrides pointing the recipe's data folders (its ``paths``) at an existing folder."""
+    cfg = load_recipe(path(name))
+    return [f"paths.{key}={folder}" for key in (cfg.get("paths") or {}).keys()]
+
+
 @pytest.mark.parametrize("name", RECIPES)
 def test_dry_run_plans_every_element_and_writes_nothing(name, tmp_path, capsys):
-    assert main([str(path(name)), "--dry-run", f"train.output_root={tmp_path}"]) == 0
+    runs, data = tmp_path / "runs", tmp_path / "data"
+    data.mkdir()
+    assert main([str(path(name)), "--dry-run", f"train.output_root={runs}", *data_here(name, data)]) == 0
     out = capsys.readouterr().out
-    assert "# plan:" in out and list(tmp_path.iterdir()) == []
+    assert "# plan:" in out and not runs.exists() and list(data.iterdir()) == []
     for element, cfg in elements(name):
         for stage in cfg.stages:
             assert stage in out

@@ -144,6 +144,7 @@ def build_plans(recipe: str | Path, args: list[str], sweep_args: list[str] = (),
     recipe = Path(recipe)
     base = load_recipe(recipe)
     add_plugins(base, imports)
+    import_plugins(plugins_of(base), f"{recipe}: plugins")  # before the overrides: they may name its components
     parsed = parse_overrides(list(args))
     swept = parse_overrides(list(sweep_args))
     if swept.overrides:

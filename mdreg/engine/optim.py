@@ -90,13 +90,21 @@ class WarmupConstant(WarmupSchedule):
 class WarmupCosine(WarmupSchedule):
     """Linear warmup then cosine decay towards ``min_factor``. ``step`` is 0-based, and the
     factor reaches ``min_factor`` at ``step = total_steps``, one past the last step (as timm's
-    schedulers do), so no step trains at the floor, which is 0 by default."""
+    schedulers do), so no step trains at the floor, which is 0 by default.
 
-    def __init__(self, warmup_steps: int = 0, warmup_start: float = 0.0, min_factor: float = 0.0):
+    One schedule over several stages (pre-training then fine-tuning continuing its cosine,
+    recipes/common/toy.py): a stage sets ``offset`` (steps of the schedule trained before it)
+    and ``total`` (the steps of all its stages); the defaults (0, None) are the stage alone."""
+
+    def __init__(self, warmup_steps: int = 0, warmup_start: float = 0.0, min_factor: float = 0.0,
+                 offset: int = 0, total: int | None = None):
         super().__init__(warmup_steps, warmup_start)
-        self.min_factor = min_factor
+        if offset < 0 or (total is not None and total <= offset):
+            raise ValueError(f"need offset >= 0 and total > offset (or None), got {offset}, {total}")
+        self.min_factor, self.offset, self.total = min_factor, offset, total
 
     def __call__(self, step: int, total_steps: int) -> float:
+        step, total_steps = step + self.offset, self.total if self.total is not None else self.offset + total_steps
         warm = self.warmup(step)
         if warm is not None:
             return warm

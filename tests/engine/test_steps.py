@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -120,3 +121,19 @@ def test_warmup_then_cosine_lr(recipe_factory):
     lrs = [set_lr(trainer.parts, s) for s in range(10)]
     assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < 1e-4
+
+
+def test_one_cosine_over_two_stages():
+    """offset/total: a 6-step fine-tuning that continues a 4-step pre-training's cosine has the factors of
+    steps 4..9 of one 10-step schedule (warmup 2), not a restarted cosine."""
+    from mdreg.engine.optim import WarmupCosine
+
+    whole = [WarmupCosine(2)(s, 10) for s in range(10)]
+    first = [WarmupCosine(2, total=10)(s, 4) for s in range(4)]
+    second = [WarmupCosine(2, offset=4, total=10)(s, 6) for s in range(6)]
+    assert first + second == pytest.approx(whole)
+    assert second[0] == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 8)))    # step 4: 2 of 8 decay steps
+    assert WarmupCosine(2, offset=4)(0, 6) == pytest.approx(second[0])            # total = offset + the stage's
+    assert WarmupCosine(2)(0, 6) != pytest.approx(second[0])                       # a restart warms up again
+    with pytest.raises(ValueError, match="total > offset"):
+        WarmupCosine(offset=5, total=5)

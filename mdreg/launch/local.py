@@ -17,6 +17,9 @@ The local executor is the default: no cluster needed. At the end the launcher pr
 """
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
 from typing import Protocol
 
 from mdreg.engine.distributed import (
@@ -60,6 +63,19 @@ def run_stages(plan: RunPlan, env: DistEnv, stages: list[str] | None = None, job
     further stage starts). ``job_id``: the Slurm job this is (its lock may be taken over by
     its own requeued run)."""
     results: dict[str, dict] = {}
+    made_here = not plan.run_dir.exists()
+    try:
+        _run(plan, env, stages, job_id, stop, results)
+    except BaseException:
+        if made_here and env.is_main and remove_unstarted(plan.run_dir):
+            print(f"note: removed {plan.run_dir}: this launch made it and it holds nothing trained yet", file=sys.stderr,
+                  flush=True)
+        raise
+    return results
+
+
+def _run(plan: RunPlan, env: DistEnv, stages: list[str] | None, job_id: str | None, stop: StopControl | None,
+         results: dict[str, dict]) -> None:
     with hold(plan.run_dir, env, job_id=job_id), collective_failures_explained(env):
         if env.is_main:
             prepare(plan)
@@ -80,7 +96,20 @@ def run_stages(plan: RunPlan, env: DistEnv, stages: list[str] | None = None, job
                 stop.detach()
             if not results[stage.name]["complete"]:
                 break
-    return results
+
+
+SCAFFOLD = {"config.yaml", "meta.yaml", ".lock"}  # what a launch writes before it trains anything
+
+
+def remove_unstarted(run_dir: Path) -> bool:
+    """Remove ``run_dir`` if it holds only what a launch writes before training (its config,
+    meta.yaml, the lock, stage folders with their config.yaml); True when removed."""
+    for entry in run_dir.iterdir() if run_dir.is_dir() else ():
+        inside = {p.name for p in entry.iterdir()} if entry.is_dir() else set()
+        if entry.name not in SCAFFOLD and not (entry.is_dir() and inside <= {"config.yaml"}):
+            return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return not run_dir.exists()
 
 
 class LocalExecutor:

@@ -281,7 +281,8 @@ def collect_state(parts: StageParts, step: int) -> dict:
     ranks = gather_objects(rank_rng_state(parts.generator, parts.device))
     return {"model": parts.model.state_dict(), "ema": parts.ema.state_dict(),
             "optimizer": parts.optimizer.state_dict(), "scaler": parts.precision.scaler.state_dict(),
-            "step": step, "total_steps": parts.stage.steps, "stage": parts.name,
+            "step": step, "total_steps": parts.stage.steps, "schedule_steps": parts.stage.schedule_steps,
+            "stage": parts.name,
             "rng": {"world_size": len(ranks), "ranks": ranks},
             "data": data_position(step, parts.stage.batch_size, len(parts.dataset), parts.stage.seed)}
 

@@ -41,19 +41,20 @@ from mdreg.io import local_path
 PREFIXES = ("_orig_mod.", "module.")  # torch.compile, DDP
 
 
-def read_source(init: InitFrom, run_dir: Path, stage: str) -> tuple[dict, str]:
-    """The weights ``init`` names and a description of where they came from."""
+def read_source(init: InitFrom, run_dir: Path, stage: str) -> tuple[dict, str, dict]:
+    """The weights ``init`` names, a description of where they came from, and (for an earlier
+    stage) ``{"from_stage", "from_step"}``: the step its weights were taken at."""
     key = f"stages.{stage}.init_from"
     if init.path is not None:
         path = local_path(init.path, f"{key}.path")
         if init.kind:
             return official_weights(path, init.kind, init.weights), \
-                f"{init.path} (official {init.kind} checkpoint, {init.weights})"
+                f"{init.path} (official {init.kind} checkpoint, {init.weights})", {}
         file, how = find_checkpoint(path, key)
         state = load_checkpoint(file, map_location="cpu")
         weights = state[init.weights] if init.weights in state else state
         where = str(file) if how == "file" else f"{file}, {how}"
-        return weights, f"{where} ({init.weights})"
+        return weights, f"{where} ({init.weights})", {}
     parent, needed = init.stage, init.steps
     folder = run_dir / parent / "checkpoints"
     latest = CheckpointManager(folder).latest()
@@ -64,7 +65,8 @@ def read_source(init: InitFrom, run_dir: Path, stage: str) -> tuple[dict, str]:
     if int(state["step"]) < needed:
         raise UserError(f"stage {stage!r} starts from stage {parent!r}, which stopped at step "
                         f"{state['step']}/{needed}; finish it first (relaunch the same command)")
-    return state[init.weights], f"stage {parent!r} {init.weights} weights, step {state['step']} ({latest})"
+    return (state[init.weights], f"stage {parent!r} {init.weights} weights, step {state['step']} ({latest})",
+            {"from_stage": parent, "from_step": int(state["step"])})
 
 
 def official_weights(path: Path, kind: str, weights: str) -> dict:
@@ -74,13 +76,13 @@ def official_weights(path: Path, kind: str, weights: str) -> dict:
     return to_mdreg(read_checkpoint(path, weights), kind, weights)
 
 
-def apply_handoff(parts: StageParts, run_dir: Path) -> tuple[str, list[str]]:
+def apply_handoff(parts: StageParts, run_dir: Path) -> tuple[str, list[str], dict]:
     """Load the weights ``parts.stage.init_from`` names into the model and its EMA; returns
-    (description, notes on every adapted key)."""
-    weights, source = read_source(parts.stage.init_from, run_dir, parts.name)
+    (description, notes on every adapted key, where an earlier stage's weights came from)."""
+    weights, source, origin = read_source(parts.stage.init_from, run_dir, parts.name)
     notes = load_matching(parts.model, weights, source)
     parts.ema.model.load_state_dict(parts.model.state_dict())
-    return source, notes
+    return source, notes, origin
 
 
 def strip_prefixes(state: dict) -> dict:

@@ -1,8 +1,10 @@
 """What a running stage reports: tensorboard scalars, ``metrics.jsonl`` and a progress line.
 
 Only rank 0 writes. A ``metrics.jsonl`` whose last line was cut off (the process was
-killed mid-write) is repaired on open by dropping the partial line, so every line parses;
-records after a resume's checkpoint step are kept, and the ``resume`` event marks where
+killed mid-write) is repaired on open by dropping the partial line, so every line parses.
+A resumed launch repeats the steps after its checkpoint, so the records of those steps (logged
+by the killed launch after its last checkpoint) move to ``metrics.superseded.jsonl`` and the
+tensorboard events after it are purged: each step appears once; the ``resume`` event marks where
 the relaunched run took over. Every ``log_every`` steps it records the mean loss over the interval,
 the lr, the gradient norm and the training throughput (images/s), and prints a progress
 line with an ETA (rewritten in place on a terminal, one line per log otherwise).
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mdreg.engine.distributed import gather_objects
-from mdreg.io import no_space, out_of_space, repair_jsonl
+from mdreg.io import append_jsonl, atomic_write_text, no_space, out_of_space, read_jsonl, repair_jsonl
 from mdreg.provenance import collect
 
 
@@ -38,10 +40,27 @@ def with_ranks(info: dict[str, Any]) -> dict[str, Any]:
     return {**info, "hosts": gather_objects(info["host"])}
 
 
+def supersede_after(path: Path, step: int) -> int:
+    """Move the records of ``path`` logged at steps after ``step`` to ``metrics.superseded.jsonl``
+    beside it (a resumed launch repeats those steps); returns how many moved."""
+    records = read_jsonl(path)
+    repeated = [isinstance(r.get("step"), int) and r["step"] > step and r.get("event") in REPEATED for r in records]
+    if any(repeated):
+        for record, moved in zip(records, repeated):
+            if moved:
+                append_jsonl(path.with_name("metrics.superseded.jsonl"), record)
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r, moved in zip(records, repeated) if not moved))
+    return sum(repeated)
+
+
+REPEATED = (None, "evaluation", "skipped_step", "note")  # what a resumed launch logs again for the same step
+
+
 class Monitor:
     """Writes the logs of one stage into ``folder``."""
 
-    def __init__(self, folder: str | Path, stage: str, total_steps: int, enabled: bool = True, stream=None):
+    def __init__(self, folder: str | Path, stage: str, total_steps: int, enabled: bool = True, stream=None,
+                 resume_step: int | None = None):
         self.folder, self.stage, self.total, self.enabled = Path(folder), stage, total_steps, enabled
         self.stream = stream or sys.stdout
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -52,8 +71,11 @@ class Monitor:
             with self._space("tensorboard events and metrics.jsonl"):
                 self.folder.mkdir(parents=True, exist_ok=True)
                 from torch.utils.tensorboard import SummaryWriter
-                self._writer = SummaryWriter(log_dir=str(self.folder))
+                self._writer = SummaryWriter(log_dir=str(self.folder),
+                                             purge_step=None if resume_step is None else resume_step + 1)
                 repair_jsonl(self.folder / "metrics.jsonl")
+                if resume_step is not None:
+                    supersede_after(self.folder / "metrics.jsonl", resume_step)
                 self._jsonl = open(self.folder / "metrics.jsonl", "a")
 
     @contextlib.contextmanager

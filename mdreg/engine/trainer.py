@@ -68,6 +68,7 @@ class Trainer:
         self.skipped = {"total": 0, "in_row": 0}  # on_nonfinite=skip_step
         self.stop_requested = False
         self.last_good: Path | None = None  # the newest checkpoint written or restored
+        self.resumed_at: int | None = None  # the step of the checkpoint this launch resumed from
         self.monitor: Monitor | None = None
         self._restored: list[dict] | None = None  # events of restore(), recorded once the logs are open
         self._wrapped: tuple | None = None  # (net, ddp module or None), made on first use
@@ -103,16 +104,43 @@ class Trainer:
             self.skipped = dict(state.get("nonfinite", self.skipped))
             for note in notes:
                 self.say(f"note: {note}")
-            self.last_good, self._saved_step = latest, self.step
+            self.last_good, self._saved_step, self.resumed_at = latest, self.step, self.step
             self.say(f"resumed from {latest} (step {self.step}/{self.parts.stage.steps})")
-            return events + [{"event": "resume", "step": self.step, "checkpoint": str(latest)}]
+            events.append({"event": "resume", "step": self.step, "checkpoint": str(latest)})
+            extension = self._extension(state)
+            if extension:
+                self.say(extension["note"])
+                events.append(extension)
+            return events
         if self.parts.stage.init_from is not None:
-            source, notes = apply_handoff(self.parts, self.dir.parent)
+            source, notes, origin = apply_handoff(self.parts, self.dir.parent)
             self.say(f"initialised from {source}")
             for note in notes:
                 self.say(f"  hand-off: {note}")
-            return [{"event": "init_from", "source": source, "adapted": notes}]
+            return [{"event": "init_from", "source": source, "adapted": notes, **origin}]
         return []
+
+    def _extension(self, state: dict) -> dict | None:
+        """The ``extend`` event when the stage resumes to more steps than its checkpoint was
+        written for (a raised ``steps`` or ``train.max_steps``), saying what the extension changes."""
+        stage = self.parts.stage
+        before = int(state.get("total_steps", stage.steps))
+        if before >= stage.steps or self.step < before:
+            return None
+        span_before = int(state.get("schedule_steps", before))
+        note = f"extending stage {stage.name!r} from {before} to {stage.steps} steps, from its checkpoint of step " \
+               f"{self.step}: "
+        if span_before == stage.schedule_steps:
+            note += (f"the lr and mask-ratio schedules span its declared {stage.schedule_steps} steps as before, so the "
+                     f"result equals an uninterrupted {stage.steps}-step run")
+        else:
+            changed = schedule_change(stage, span_before, self.step)
+            note += (f"its schedules do not depend on the total ({span_before} -> {stage.schedule_steps} steps), so the "
+                     f"result equals an uninterrupted {stage.steps}-step run" if not changed else
+                     f"{changed}; steps {self.step}.. follow the {stage.schedule_steps}-step schedule, so the result "
+                     f"differs from a fresh {stage.steps}-step run")
+        return {"event": "extend", "step": self.step, "from_total": before, "to_total": stage.steps,
+                "schedule_steps": [span_before, stage.schedule_steps], "note": note}
 
     @property
     def net(self):
@@ -144,7 +172,8 @@ class Trainer:
         if self.step >= parts.stage.steps:
             self.say(f"already complete ({self.step}/{parts.stage.steps} steps)")
             return {"step": self.step, "complete": True}
-        self.monitor = Monitor(self.dir, parts.name, parts.stage.steps, enabled=self.env.is_main)
+        self.monitor = Monitor(self.dir, parts.name, parts.stage.steps, enabled=self.env.is_main,
+                               resume_step=self.resumed_at)
         for event in events:
             self.monitor.event(event)
         self.monitor.event({"event": "start", "step": self.step, "total_steps": parts.stage.steps,
@@ -301,3 +330,20 @@ class Trainer:
                             "scores": scores})
         self.say("evaluation: " + "  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
         return {f"eval/{k}": v for k, v in scores.items()}
+
+
+def schedule_change(stage, span_before: int, upto: int) -> str:
+    """How the stage's lr and mask-ratio schedules over ``stage.schedule_steps`` differ from
+    those over ``span_before`` at the steps before ``upto`` and at ``upto`` ('' if they do not)."""
+    changes = []
+    if stage.lr_schedule is not None:
+        before, now = stage.lr_schedule(upto, span_before), stage.lr_schedule(upto, stage.schedule_steps)
+        if any(stage.lr_schedule(s, span_before) != stage.lr_schedule(s, stage.schedule_steps) for s in range(upto)) \
+                or before != now:
+            changes.append(f"its lr schedule depends on the total (lr factor at step {upto}: {before:.4g} in the "
+                           f"{span_before}-step schedule, {now:.4g} now)")
+    if stage.mask_schedule is not None and stage.masker is not None:
+        ratio = stage.masker.ratio
+        if stage.mask_schedule(upto, span_before, ratio) != stage.mask_schedule(upto, stage.schedule_steps, ratio):
+            changes.append("its mask-ratio schedule depends on the total")
+    return " and ".join(changes)

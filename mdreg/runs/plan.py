@@ -7,15 +7,20 @@ recipe's declared ``sweep``, see :mod:`mdreg.runs.sweep`) expand into one plan p
 element, each with its own run name and directory; ``only`` keeps the named elements.
 
 Run names: ``train.run_name`` when the command line (or the recipe) sets it (a sweep
-element appends its name and swept values: ``demo,seed=1``); a declared element's
-``_name_``; ``default`` for the recipe as written. Command-line overrides are
-appended (``m50_block2,max_steps=50``) so that the same command always maps to the same
-directory (relaunching resumes) and a different command never overwrites another run. An
-undeclared sweep element's swept values come first (``seed=2,max_steps=50``) because a name
-over 80 characters keeps its first 60 and a hash of the rest.
-``launch.*``, ``evaluation.*``, ``paths.*`` (where the data lives on this machine) and other keys
-that do not change training (logging and checkpoint cadence, loader workers, device) stay out
-of names (:data:`NAME_EXCLUDED`).
+element appends its name and swept values: ``demo+seed-1``); a declared element's
+``_name_``; ``default`` for the recipe as written. Command-line overrides are appended, each as
+``key-value`` without its ``train.``/``stages.`` prefix, joined by ``+`` (``m50_block2+lr-2e-4``),
+so that the same command always maps to the same directory (relaunching resumes) and a
+different command never overwrites another run. Names hold only ``A-Z a-z 0-9 _ . + -``: a
+run directory can be written in an override (``init_from=runs/x/lr-2e-4/pretrain``) unquoted.
+A name over :data:`MAX_NAME` characters keeps its start and ends in a hash of the rest (the
+full overrides are in ``meta.yaml``, their values in ``config.yaml``); an undeclared sweep
+element's swept values come first because they tell the elements apart.
+Keys that do not change what is trained stay out of names (:data:`NAME_EXCLUDED`): where and
+how it runs (``launch.*``, ``paths.*``, device, loader workers, logging and checkpoint
+cadence), how it is measured (``evaluation.*``, each stage's ``sample`` grids and ``evaluate``
+metric) and ``train.max_steps`` (a cap: the capped run is a prefix of the full one, and raising
+the cap continues it).
 
 Stages: a plan holds each stage's :class:`~mdreg.engine.stage.TrainStage`, built once by
 :func:`~mdreg.engine.stage.plan_stage` and checked against the backbone on the meta device
@@ -33,6 +38,7 @@ are imported before anything is built and recorded in the plan's config (``confi
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -51,11 +57,12 @@ from mdreg.io import is_uri
 from mdreg.plugins import import_plugins, plugins_of
 from mdreg.runs.sweep import expand
 
-# where and how a run executes, logs and keeps checkpoints; not what it trains (its RNG is
-# keyed by step, so checkpoint cadence and workers do not change a single number)
-NAME_EXCLUDED = ("launch.", "evaluation.", "paths.", "train.output_root", "train.run_name", "train.device",
+# where and how a run executes, logs and keeps checkpoints, how it is measured, and the cap on its
+# steps; not what it trains (its RNG is keyed by step, so checkpoint cadence, workers, grids and
+# metrics do not change a single number, and a capped run is a prefix of the full one)
+NAME_EXCLUDED = ("launch.", "evaluation.", "paths.", "plugins", "train.output_root", "train.run_name", "train.device",
                  "train.num_workers", "train.log_every", "train.ckpt_every", "train.keep_last",
-                 "train.milestone_every")
+                 "train.milestone_every", "train.max_steps", "stages.*.sample", "stages.*.evaluate")
 
 
 @dataclass
@@ -84,31 +91,51 @@ class RunPlan:
         return self.run_dir / stage
 
 
+MAX_NAME = 64
+
+
 def _slug(text: str) -> str:
-    text = re.sub(r"[^A-Za-z0-9_.,=+-]+", "-", text).strip("-")
-    if len(text) > 80:
-        text = text[:60] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
-    return text or "default"
+    """``text`` with characters outside ``A-Z a-z 0-9 _ . + -`` replaced by ``-``."""
+    return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_.+-]+", "-", text)).strip("-")
+
+
+def _shortened(name: str) -> str:
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    head = name[:MAX_NAME - 9]
+    cut = head.rfind("+")
+    return (head[:cut] if cut > MAX_NAME // 2 else head) + "-" + digest
 
 
 def changes_training(key: str) -> bool:
-    """False for the keys that say where and how a run executes (``NAME_EXCLUDED``), not what
-    it trains: they stay out of run names, and a resumed run may change them."""
-    return not any(key == e or key.startswith(e) for e in NAME_EXCLUDED)
+    """False for the keys that do not change what a run trains (:data:`NAME_EXCLUDED`): they stay
+    out of run names, and a resumed run may change them."""
+    return not any(key == e or key.startswith(e) or fnmatch.fnmatchcase(key, e) or fnmatch.fnmatchcase(key, e + ".*")
+                   for e in NAME_EXCLUDED)
 
 
 def _names_run(text: str) -> bool:
     return changes_training(text.lstrip("+~").split("=")[0])
 
 
+def name_part(text: str) -> str:
+    """One override as it appears in a run name: ``stages.pretrain.masker.ratio=0.75`` ->
+    ``pretrain.masker.ratio-0.75``, ``~stages.pretrain`` -> ``del-pretrain``."""
+    if "=" not in text and not text.startswith("~"):  # a sweep element's name
+        return _slug(text)
+    key, _, value = text.lstrip("+~").partition("=")
+    key = re.sub(r"^(train|stages)\.", "", key)
+    if text.startswith("~"):
+        return f"del-{_slug(key)}"
+    return f"{_slug(key)}-{_slug(value) or 'null'}"
+
+
 def run_name_for(overrides: list[str], base: str | None = None) -> str:
     """``base`` (a sweep element's name) followed by the overrides that change training."""
-    parts = [base] if base else []
-    for text in overrides:
-        if _names_run(text):
-            name = re.sub(r"^(train|stages)\.", "", text.lstrip("+~"))
-            parts.append(f"del-{name}" if text.startswith("~") else name)  # ~stages.pretrain -> del-pretrain
-    return _slug(",".join(parts)) if parts else "default"
+    parts = ([_slug(base)] if base else []) + [name_part(text) for text in overrides if _names_run(text)
+                                                 or "=" not in text and not text.startswith("~")]
+    return _shortened("+".join(parts)) if parts else "default"
 
 
 def make_plan(recipe: Path, cfg: DictConfig, overrides: list[str], notes: list[str],

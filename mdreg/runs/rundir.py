@@ -26,6 +26,7 @@ from mdreg.errors import UserError
 from mdreg.io import atomic_write_text
 from mdreg.plugins import import_plugins, plugins_of
 from mdreg.provenance import collect
+from mdreg.runs.extension import accept_lengths, is_length, set_aside_stale_stages
 from mdreg.runs.plan import RunPlan, changes_training
 
 
@@ -46,11 +47,14 @@ def prepare(plan: RunPlan) -> None:
     saved = plan.run_dir / "config.yaml"
     if saved.is_file():
         differences = diff_trees(load_config(saved), plan.cfg)
-        trained = [d for d in differences if changes_training(d[0])]
+        trained = [d for d in differences if changes_training(d[0]) and not is_length(d[0])]
+        extended = accept_lengths(plan, [d for d in differences if is_length(d[0])])  # docs: mdreg.runs.extension
         if trained:
             raise UserError(f"{plan.run_dir} already holds a run with a different config ({_shown(trained)}). "
                             f"Nothing was changed. Start a new run with train.run_name=NEW_NAME, or restore "
                             f"the recipe to resume this one")
+        for line in [*extended, *set_aside_stale_stages(plan)]:
+            print(f"{plan.run_dir}: {line}", flush=True)
         if differences:  # where/how it runs (another machine, other resources): same run, settings updated
             for path in [saved, *sorted(plan.run_dir.glob("*/config.yaml"))]:
                 atomic_write_text(path, text)

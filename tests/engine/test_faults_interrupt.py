@@ -22,6 +22,7 @@ import time
 import pytest
 import torch
 
+from mdreg.runs.plan import run_name_for
 from tests.conftest import REPO
 
 # About 50 MB per checkpoint (model, EMA, two AdamW moments): torch.save takes long enough to be caught inside.
@@ -75,7 +76,7 @@ def _interrupt_inside_a_checkpoint_write(proc, folder) -> tuple[str, dict[str, s
 @pytest.mark.slow
 def test_ctrl_c_inside_a_checkpoint_write_says_interrupted_and_keeps_every_file(recipe_factory):
     recipe = recipe_factory(steps=STEPS, ckpt_every=1, log_every=1)
-    run_dir = recipe.parent / "runs" / recipe.stem / ",".join(sorted(BIG))
+    run_dir = recipe.parent / "runs" / recipe.stem / run_name_for(sorted(BIG))
     folder = run_dir / "main" / "checkpoints"
     proc = _launch(recipe)
     tmp, before = _interrupt_inside_a_checkpoint_write(proc, folder)

@@ -33,7 +33,7 @@ def test_sweep_is_two_arrays_chained_element_wise(tmp_path, launch):
     assert out.count("#SBATCH --array=0-2%2") == 2
     assert "#SBATCH --dependency='aftercorr:<id of job 1>'" in out
     for seed in (1, 2, 3):
-        assert re.search(rf"\[{seed - 1}\] \S+/quickstart/seed={seed}  train.seed={seed}", out)
+        assert re.search(rf"\[{seed - 1}\] \S+/quickstart/seed-{seed}  train.seed={seed}", out)
 
 
 def test_single_job_runs_all_stages(tmp_path, launch):

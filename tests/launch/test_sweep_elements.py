@@ -42,9 +42,9 @@ def test_an_element_drops_a_stage_and_trains_from_scratch(grid, tmp_path):
 
 
 def test_command_line_wins_and_skips_keys_of_dropped_stages(grid):
-    plans = {p.run_name.split(",")[0]: p for p in build_plans(grid, ["stages.pretrain.batch_size=2", "train.max_steps=1"])}
+    plans = {p.run_name.split("+")[0]: p for p in build_plans(grid, ["stages.pretrain.batch_size=2", "train.max_steps=1"])}
     assert plans["m75"].cfg.stages.pretrain.batch_size == 2  # the command line beats the element's 4
-    assert plans["m75"].run_name == "m75,pretrain.batch_size=2,max_steps=1"
+    assert plans["m75"].run_name == "m75+pretrain.batch_size-2"  # max_steps caps the run: not in its name
     assert plans["scratch"].notes == ["scratch: stages.pretrain.batch_size=2 not applied (stages.pretrain is removed "
                                       "by the sweep element)"]
     assert plans["scratch"].stages[0].steps == 1
@@ -85,7 +85,7 @@ def test_duplicate_element_names_and_shared_run_names_are_refused(grid, tmp_path
         build_plans(grid, [])
     grid.write_text(text)
     named = build_plans(grid, ["train.run_name=same"])  # a run name on the command line prefixes every cell
-    assert sorted(p.run_name for p in named) == ["same,m25", "same,m75", "same,scratch"]
+    assert sorted(p.run_name for p in named) == ["same+m25", "same+m75", "same+scratch"]
     with pytest.raises(ConfigError, match="they differ only in evaluation.num_samples, which run names leave out"):
         build_plans(grid, ["+evaluation.num_samples=1,2"], only=["m25"])
 
@@ -119,10 +119,10 @@ def test_command_line_sweeps_name_runs_by_their_swept_values_first(declared, gri
     tells the runs apart must survive the cut."""
     recipe = grid if declared else write_two_stage_recipe(_mkdir(tmp_path / "plain"), steps=2, ckpt_every=0)
     plans = build_plans(recipe, FIXED, sweep_args=["train.seed=1,2"], only=["m25"] if declared else None)
-    heads = [p.run_name.split(",")[:2] for p in plans]
-    assert heads == ([["m25", "seed=1"], ["m25", "seed=2"]] if declared else [["seed=1", "finetune.batch_size=2"],
-                                                                             ["seed=2", "finetune.batch_size=2"]])
-    assert all(len(p.run_name) <= 80 for p in plans) and len({p.run_dir for p in plans}) == 2
+    heads = [p.run_name.split("+")[:2] for p in plans]
+    assert heads == ([["m25", "seed-1"], ["m25", "seed-2"]] if declared else [["seed-1", "finetune.batch_size-2"],
+                                                                             ["seed-2", "finetune.batch_size-2"]])
+    assert all(len(p.run_name) <= 64 for p in plans) and len({p.run_dir for p in plans}) == 2
 
 
 def _mkdir(path):
@@ -134,9 +134,9 @@ def test_run_names_ignore_override_order_and_show_deletions(grid, tmp_path):
     plain = write_two_stage_recipe(_mkdir(tmp_path / "order"), steps=2, ckpt_every=0)
     one = build_plans(plain, ["train.seed=3", "stages.pretrain.masker.ratio=0.25"])[0]
     other = build_plans(plain, ["stages.pretrain.masker.ratio=0.25", "train.seed=3"])[0]
-    assert one.run_dir == other.run_dir and one.run_name == "pretrain.masker.ratio=0.25,seed=3"
+    assert one.run_dir == other.run_dir and one.run_name == "pretrain.masker.ratio-0.25+seed-3"
     dropped = build_plans(plain, ["~stages.pretrain", "stages.finetune.init_from=null"])[0]
-    assert dropped.run_name == "finetune.init_from=null,del-pretrain"
+    assert dropped.run_name == "finetune.init_from-null+del-pretrain"
 
 
 def test_a_repeated_sweep_value_is_named_as_such(grid):

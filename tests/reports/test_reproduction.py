@@ -92,10 +92,10 @@ def test_markdown_and_csv_cells(sweep, tmp_path, capsys):
     assert partial[2] == "seed 0: stopped (main 2/4), seed 1: not run" and partial[3] == partial[4] == "—"
     runs = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in md.split("## Runs")[1].splitlines()
             if line.startswith("| ")}
-    (stopped,) = [v for k, v in runs.items() if "lr3e-3,seed=0" in k]
+    (stopped,) = [v for k, v in runs.items() if "lr3e-3+seed-0" in k]
     assert stopped[2:4] == ["stopped (main 2/4)", "main 2/4"] and stopped[4].endswith("@ step 2")
     assert float(stopped[5]) == pytest.approx(final_scores(plans[2].run_dir)["shape_fid"], rel=1e-3)  # interim
-    assert runs["lr3e-3,seed=1"][2:5] == ["not run", "main 0/4", "—"]
+    assert runs["lr3e-3+seed-1"][2:5] == ["not run", "main 0/4", "—"]
     table = list(csv.DictReader(open(out / "table.csv")))
     assert [r["element"] for r in table] == ["lr1e-3", "lr3e-3"]
     assert float(table[0]["shape_fid_mean"]) == pytest.approx(statistics.fmean(fids))

@@ -5,6 +5,9 @@
 regenerates :mod:`mdreg.components`, the table the registry imports built-ins from on first
 lookup. Tests fail when either committed table is stale.
 
+``check NAME [--arg K=V]`` builds a component and checks that it keeps its kind's contract
+(:mod:`mdreg.engine.contracts`): what a component of your own must do (docs/extending.md).
+
 ``show BACKBONE --flops`` builds the backbone on the meta device and prints fvcore's
 parameter table and the forward cost in GMACs (:mod:`mdreg.models.flops`), e.g.
 ``show maskdit_xl_2 --flops --img-size 32 --in-chans 4 --batch 1 --mask-ratio 0.5``.
@@ -141,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--table-depth", type=int, default=1, help="module depth of the parameter table (default 1)")
     mapping = sub.add_parser("map", help="the name-to-module table of docs/components.md (Markdown)")
     mapping.add_argument("--write", metavar="FILE", help="replace the table between FILE's markers")
+    check = sub.add_parser("check", help="build a component and check it keeps its kind's contract (masker, "
+                                         "backbone, objective, dataset; docs/extending.md)")
+    check.add_argument("name", help="a registered name or kind:name, e.g. masker:rows")
+    check.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="a constructor argument")
+    check.add_argument("--backbone", default="uvit", help="objectives: the small backbone to train (uvit, dit, maskdit)")
     builtins = sub.add_parser("builtins", help="the built-in name -> module table of mdreg/components.py")
     builtins.add_argument("--write", action="store_true", help="rewrite mdreg/components.py")
     return p
@@ -156,9 +164,9 @@ def parse_kwargs(args) -> dict:
             kwargs[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             kwargs[key] = value
-    if args.img_size is not None:
+    if getattr(args, "img_size", None) is not None:
         kwargs["img_size"] = args.img_size
-    if args.in_chans is not None:
+    if getattr(args, "in_chans", None) is not None:
         kwargs["in_chans"] = args.in_chans
     return kwargs
 
@@ -207,6 +215,11 @@ def main(argv: list[str]) -> int:
             Path(mdreg.components.__file__).write_text(text)
         else:
             print(text)
+        return 0
+    if args.command == "check":
+        from mdreg.engine.contracts import check_registered
+
+        print(f"ok: {check_registered(args.name, parse_kwargs(args), args.backbone)}")
         return 0
     if args.command == "list":
         print(list_entries(args.kind))

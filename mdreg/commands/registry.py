@@ -128,11 +128,14 @@ def builtins_source() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tools/registry.py", description=__doc__)
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+    own = argparse.ArgumentParser(add_help=False)  # --import after the subcommand too
+    own.add_argument("--import", dest="imports", action="append", default=argparse.SUPPRESS, metavar="MODULE",
+                     help="import a module that registers components (repeatable)")
     p.add_argument("--verbose", "-v", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
-    ls = sub.add_parser("list", help="list components (of one kind)")
+    ls = sub.add_parser("list", parents=[own], help="list components (of one kind)")
     ls.add_argument("kind", nargs="?", help=f"one of: {', '.join(REGISTRIES)}")
-    show = sub.add_parser("show", help="one component: signature, source, docstring")
+    show = sub.add_parser("show", parents=[own], help="one component: signature, source, docstring")
     show.add_argument("name", help="a registered name or kind:name")
     show.add_argument("--flops", action="store_true", help="backbones: parameter table and forward GMACs")
     show.add_argument("--img-size", type=int, help="input side (pixels or latent cells); default: the backbone's")
@@ -142,14 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                       help="any other constructor argument, e.g. --arg num_classes=0 --arg learn_sigma=True")
     show.add_argument("--table-depth", type=int, default=1, help="module depth of the parameter table (default 1)")
-    mapping = sub.add_parser("map", help="the name-to-module table of docs/components.md (Markdown)")
+    mapping = sub.add_parser("map", parents=[own], help="the name-to-module table of docs/components.md (Markdown)")
     mapping.add_argument("--write", metavar="FILE", help="replace the table between FILE's markers")
-    check = sub.add_parser("check", help="build a component and check it keeps its kind's contract (masker, "
+    check = sub.add_parser("check", parents=[own], help="build a component and check it keeps its kind's contract (masker, "
                                          "backbone, objective, dataset; docs/extending.md)")
     check.add_argument("name", help="a registered name or kind:name, e.g. masker:rows")
     check.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="a constructor argument")
     check.add_argument("--backbone", default="uvit", help="objectives: the small backbone to train (uvit, dit, maskdit)")
-    builtins = sub.add_parser("builtins", help="the built-in name -> module table of mdreg/components.py")
+    builtins = sub.add_parser("builtins", parents=[own], help="the built-in name -> module table of mdreg/components.py")
     builtins.add_argument("--write", action="store_true", help="rewrite mdreg/components.py")
     return p
 

@@ -79,9 +79,10 @@ def format_diff(rows: list[tuple[str, object, object]], a: str, b: str, width: i
 def run_provenance(run_dir: str | Path) -> dict:
     """``{"meta": ..., "<stage>": {"start": [...], "end": [...]}}``: the provenance a run recorded."""
     from mdreg.runs.records import read_jsonl
+    from mdreg.runs.rundir import read_meta  # a damaged meta.yaml is one error naming it
 
     run_dir = Path(run_dir)
-    meta = OmegaConf.to_container(OmegaConf.load(run_dir / "meta.yaml")) if (run_dir / "meta.yaml").is_file() else {}
+    meta = read_meta(run_dir)
     out: dict = {"meta": meta.get("provenance", "<none recorded>")}
     for stage in meta.get("stages") or sorted(p.name for p in run_dir.iterdir() if (p / "metrics.jsonl").is_file()):
         events = read_jsonl(run_dir / stage / "metrics.jsonl")

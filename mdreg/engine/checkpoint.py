@@ -81,6 +81,41 @@ def state_bytes(state) -> int:
     return sum(seen.values())
 
 
+class Checkpoint(dict):
+    """A loaded checkpoint's state that remembers the file it came from (``path``), so that what
+    reads it can name the file in its errors."""
+
+    path: Path | None = None
+
+
+def shape_mismatch(own: dict, theirs: dict, shown: int = 4) -> str | None:
+    """What keeps the state dict ``theirs`` from loading into a module whose state dict is
+    ``own``: ``2 tensor(s) of other shapes (pos_embed: file (1, 17, 64), model (1, 17, 32); ...),
+    1 key(s) missing (...), 1 unexpected (...)``, the first ``shown`` keys of each; None when it fits."""
+    reshaped = [f"{k}: file {tuple(theirs[k].shape)}, model {tuple(v.shape)}" for k, v in own.items()
+                if k in theirs and hasattr(theirs[k], "shape") and tuple(theirs[k].shape) != tuple(v.shape)]
+    missing = [k for k in own if k not in theirs]
+    unexpected = [k for k in theirs if k not in own]
+
+    def listed(keys: list[str]) -> str:
+        more = f"; +{len(keys) - shown} more" if len(keys) > shown else ""
+        return "; ".join(keys[:shown]) + more
+
+    parts = [f"{len(keys)} {label} ({listed(keys)})" for label, keys in
+             (("tensor(s) of other shapes", reshaped), ("key(s) missing", missing), ("unexpected key(s)", unexpected))
+             if keys]
+    return ", ".join(parts) or None
+
+
+def check_fits(module: torch.nn.Module, weights: dict, what: str, fix: str) -> None:
+    """Raise a UserError when ``weights`` does not load into ``module`` (another model size or
+    backbone): ``what`` names the file, ``fix`` says what to do; nothing is loaded."""
+    mismatch = shape_mismatch(module.state_dict(), weights)
+    if mismatch:
+        raise UserError(f"{what} was written by another model (another model size or backbone): {mismatch}. "
+                        f"Nothing was loaded. {fix}")
+
+
 class UnreadableCheckpoint(Exception):
     """A checkpoint file that cannot be loaded; the message says why."""
 
@@ -214,6 +249,8 @@ def read_checkpoint(path: Path) -> dict:
     missing = [k for k in REQUIRED if not isinstance(state, dict) or k not in state]
     if missing:
         raise UnreadableCheckpoint(f"loads but is not a training checkpoint (no {', '.join(missing)})")
+    state = Checkpoint(state)
+    state.path = path
     return state
 
 
@@ -288,7 +325,16 @@ def collect_state(parts: StageParts, step: int) -> dict:
 
 
 def restore_state(parts: StageParts, state: dict, env: DistEnv) -> tuple[int, list[str]]:
-    """Load ``state`` into ``parts`` for the process ``env``; returns (step, notes worth logging)."""
+    """Load ``state`` into ``parts`` for the process ``env``; returns (step, notes worth logging).
+    A checkpoint of another model (size or backbone) is a UserError naming the file and the
+    mismatching keys and shapes, before anything is loaded."""
+    path = getattr(state, "path", None)
+    what = f"the checkpoint {path}" if path else "the checkpoint"
+    for key, module in (("model", parts.model), ("ema", parts.ema.model)):
+        check_fits(module, state[key], f"{what} ({key} weights) does not fit the model of stage {parts.name!r}: it",
+                   f"Was a backup of another run restored into this one? Put this run's own checkpoint in its place "
+                   f"(or move the file aside to resume from an older one); the config of the run it belongs to is "
+                   f"in that run's config.yaml")
     parts.model.load_state_dict(state["model"])
     parts.ema.load_state_dict(state["ema"])
     parts.optimizer.load_state_dict(state["optimizer"])

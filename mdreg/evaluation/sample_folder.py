@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from mdreg.config.overrides import apply_overrides, parse_overrides
-from mdreg.engine.checkpoint import CheckpointManager, find_checkpoint, load_checkpoint
+from mdreg.engine.checkpoint import CheckpointManager, check_fits, find_checkpoint, load_checkpoint
 from mdreg.engine.distributed import DistEnv, pick_device
 from mdreg.engine.parts import build_parts
 from mdreg.engine.sampling import generate
@@ -84,8 +84,19 @@ def sample_run(run_dir: str | Path, stage: str | None = None, num: int = 50_000,
     if ckpt is None:
         raise UserError(f"stage {stage!r} of {run_dir} has no checkpoint yet; train it first")
     state = load_checkpoint(ckpt)
+    if not isinstance(state, dict) or "ema" not in state:
+        keys = ", ".join(list(state)[:4]) if isinstance(state, dict) else type(state).__name__
+        raise UserError(f"{ckpt} is not an mdreg training checkpoint (no 'ema' weights; it holds {keys}); give a "
+                        f"checkpoint of a run (RUN/STAGE/checkpoints/step_*.pt)")
     device = pick_device(device, 0)
     parts = build_parts(cfg, plan_stage(cfg, stage), DistEnv(device=device), data=False)
+    if checkpoint:
+        what, fix = f"--checkpoint {ckpt}", (f"Give a checkpoint of this run, or sample the run the file belongs to "
+                                             f"(tools/sample.py THAT_RUN_DIR)")
+    else:
+        what, fix = f"the checkpoint {ckpt}", "Was a backup of another run restored into this one? Put this run's own " \
+                                              "checkpoint in its place"
+    check_fits(parts.ema.model, state["ema"], f"{what} does not fit the model of stage {stage!r} of {run_dir}: it", fix)
     parts.ema.load_state_dict(state["ema"])
     net, objective, transform = parts.ema.model.eval(), parts.stage.objective, parts.transform
     sampler_obj = parts.stage.sample["sampler"]

@@ -92,7 +92,8 @@ class Protocol:
         weights = str(ev.get("weights", "ema"))
         if weights not in ("ema", "model"):
             raise ConfigError(f"evaluation.weights={weights!r}: choose ema or model")
-        spec = OmegaConf.to_container(cfg.stages[stage].get("sample") or {}, resolve=True)
+        sample = cfg.stages[stage].get("sample")  # null: the stage wrote no sample grids
+        spec = OmegaConf.to_container(sample, resolve=True) if isinstance(sample, DictConfig) else {}
         sampler = ev.get("sampler") or spec.get("sampler")
         if kind.needs_samples and not sampler:
             raise ConfigError(f"evaluation.sampler is null and so is stages.{stage}.sample.sampler: name a sampler, "

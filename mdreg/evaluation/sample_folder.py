@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
+from mdreg.config.lazy import TARGET, is_lazy, resolve_target
+from mdreg.config.lazy import node as lazy_node
 from mdreg.config.overrides import apply_overrides, parse_overrides
 from mdreg.engine.checkpoint import CheckpointManager, check_fits, find_checkpoint, load_checkpoint
 from mdreg.engine.distributed import DistEnv, pick_device
@@ -43,6 +45,15 @@ from mdreg.runs.rundir import read_run_config
 def sampler_node(cfg, stage: str, name: str | None, overrides: list[str]):
     """The stage's sampler config after ``--sampler`` and ``key=value`` overrides."""
     key = f"stages.{stage}.sample.sampler"
+    if name and not is_lazy(OmegaConf.select(cfg, key)):  # sample grids were off (sampler null): a new node
+        ref = name if ":" in name or "." in name else f"sampler:{name}"
+        try:
+            resolve_target(ref)
+        except UserError as exc:
+            raise UserError(f"--sampler {name}: {str(exc).removeprefix('_target_: ')}") from None
+        with open_dict(cfg):
+            OmegaConf.update(cfg, key, lazy_node({TARGET: ref}), merge=False, force_add=True)
+        name = None
     texts = ([f"{key}={name}"] if name else []) + [f"{key}.{o}" for o in overrides]
     if texts:
         apply_overrides(cfg, parse_overrides(texts).overrides)

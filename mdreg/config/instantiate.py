@@ -8,7 +8,9 @@ across releases and re-wrapping containers made them slow). Rules:
 * ``_partial_: true`` returns ``functools.partial`` (required arguments may be missing);
 * ``{_ref_: path}`` returns the named object without calling it;
 * other dicts and lists become plain ``dict``/``list`` with built children;
-* every error names the full dotted key (``stages.pretrain.masker.ratio``).
+* every error names the full dotted key (``stages.pretrain.masker.ratio``); a constructor
+  that raises is one error naming the key and the component (``stages.pretrain.masker:
+  building masker:block failed: RuntimeError: ...``), its traceback chained for ``--verbose``.
 
 What arguments a target accepts (:func:`parameters`, :func:`check_call`) is the basis of the
 checks that name bad keys, here and in overrides.
@@ -66,6 +68,10 @@ def instantiate(cfg: Any, key: str = "", **extra: Any) -> Any:
             raise type(exc)(msg if msg.startswith(key) else f"{key or '<root>'}: {msg}") from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{key or '<root>'}: building {label} failed: {exc}") from exc
+        except Exception as exc:  # a component's own failure (RuntimeError, AssertionError, KeyError, ...): one
+            # error naming the key and the component; the traceback stays chained for --verbose
+            raise ComponentFailed(f"{key or '<root>'}: building {label} failed: {type(exc).__name__}: "
+                                  f"{_text(exc)}") from exc
     if extra:
         raise ConfigError(f"{key or '<root>'}: extra arguments {sorted(extra)} given for a node without _target_")
     if is_object_ref(cfg):  # a component passed as a value: a registry name or an import path
@@ -76,6 +82,18 @@ def instantiate(cfg: Any, key: str = "", **extra: Any) -> Any:
     if isinstance(cfg, (ListConfig, list, tuple)):
         return [instantiate(item, _join(key, i)) for i, item in enumerate(cfg)]
     return cfg
+
+
+class ComponentFailed(ConfigError):
+    """A component's constructor raised something other than a UserError (a bug or an
+    environment problem in it, not necessarily a bad value): the message names the config key,
+    the component and the exception; ``--verbose`` shows its traceback (``__cause__``)."""
+
+
+def _text(exc: BaseException) -> str:
+    """An exception's message on one line (KeyError's repr quotes dropped; ``(no message)`` when empty)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and len(exc.args) == 1 else str(exc)
+    return " ".join(text.split()) or "(no message)"
 
 
 def _child(cfg: Any, name: Any, key: str) -> Any:

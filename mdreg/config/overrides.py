@@ -6,6 +6,9 @@
     a.l.0=1        set a list element (lists cannot grow by index: write a.l=[...])
     a.e=1,2,3      a sweep (also range(...), choice(...)): kept for the launcher
 
+Values may hold non-ASCII characters unquoted (``train.output_root=/tmp/rés``), which Hydra's
+lexer alone accepts only inside quotes.
+
 Keys of a lazy node may also be set without ``+`` when the node's target accepts them as
 arguments (``stages.pretrain.masker.block_size=4`` after swapping to the block masker).
 Setting a lazy node to a string swaps its target and drops the arguments the new target
@@ -15,8 +18,10 @@ Values are type-checked by :mod:`mdreg.config.override_types`.
 """
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
@@ -72,8 +77,9 @@ def parse_overrides(args: list[str] | tuple[str, ...]) -> ParsedOverrides:
     parser = OverridesParser.create()
     parsed = ParsedOverrides()
     for text in args:
+        ascii_text, restore = _ascii_for_parser(text)
         try:
-            (ov,) = parser.parse_overrides([text])
+            (ov,) = parser.parse_overrides([ascii_text])
         except HydraException as exc:
             msg = str(exc).splitlines()[0]
             raise ConfigError(f"override {text!r} is not valid override syntax ({msg}); expected key=value, "
@@ -92,10 +98,43 @@ def parse_overrides(args: list[str] | tuple[str, ...]) -> ParsedOverrides:
                 raise ConfigError(f"override {text!r}: cannot expand the sweep ({exc})") from None
             if not values:
                 raise ConfigError(f"override {text!r}: the sweep has no values")
-            parsed.sweeps.append(Sweep(key, values, text, kind))
+            parsed.sweeps.append(Sweep(key, [restore(v) for v in values], text, kind))
         else:
-            parsed.overrides.append(Override(key, ov.value(), kind, text))
+            parsed.overrides.append(Override(key, restore(ov.value()), kind, text))
     return parsed
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _ascii_for_parser(text: str) -> tuple[str, Callable[[Any], Any]]:
+    """``text`` with each run of non-ASCII characters in its value replaced by an ASCII
+    placeholder, and the function that puts them back into a parsed value. Hydra's lexer takes
+    non-ASCII letters only inside quotes, so ``train.output_root=/tmp/rés`` (or ``/tmp/数据``)
+    would be "not valid override syntax"; the placeholder parses as part of the same unquoted
+    string (or stays inside the same quotes), so the value, its type and any sweep or list
+    around it are what the user wrote."""
+    key, sep, value = text.partition("=")
+    runs = list(dict.fromkeys(_NON_ASCII.findall(value))) if sep else []
+    if not runs:
+        return text, lambda parsed: parsed
+    stem = "zzmdreg" + secrets.token_hex(4)
+    while stem in text:
+        stem = "zzmdreg" + secrets.token_hex(4)
+    table = {f"{stem}x{i}x": run for i, run in enumerate(runs)}
+    for holder, run in table.items():
+        value = value.replace(run, holder)
+    pattern = re.compile("|".join(map(re.escape, table)))
+
+    def restore(parsed: Any) -> Any:
+        if isinstance(parsed, str):
+            return pattern.sub(lambda m: table[m.group(0)], parsed)
+        if isinstance(parsed, dict):
+            return {restore(k): restore(v) for k, v in parsed.items()}
+        if isinstance(parsed, (list, tuple)):
+            return [restore(v) for v in parsed]
+        return parsed
+    return key + sep + value, restore
 
 
 def _plain(value: Any) -> Any:

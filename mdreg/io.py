@@ -20,6 +20,7 @@ a file may live (a local path or an iopath URI).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -80,6 +81,26 @@ def out_of_space(folder: Path, name: str, needed: int | None, written: int = 0, 
     return OutOfSpace(f"out of space: cannot write {name} in {folder}: {need}, {has} on that file system. {kept}. "
                       f"Free space there (or set train.output_root to another disk) and rerun the same command",
                       folder, name, need, has)
+
+
+_NOT_WRITABLE = {errno.EROFS: "it is on a read-only file system", errno.EACCES: "no permission to write there",
+                 errno.EPERM: "no permission to write there"}
+
+
+@contextlib.contextmanager
+def writing_into(folder: Path, what: str, elsewhere: str):
+    """Turn a read-only file system or a missing write permission met inside the block into one
+    UserError: ``cannot write WHAT in FOLDER: <why> (<the file>). <elsewhere>`` (``elsewhere``:
+    the option that writes to another folder, e.g. ``--out DIR``). Other errors pass."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NOT_WRITABLE:
+            raise
+        inside = exc.filename and not Path(folder).is_relative_to(str(exc.filename))  # a file in it, not it
+        where = f" ({exc.filename})" if inside else ""
+        raise UserError(f"cannot write {what} in {folder}: {_NOT_WRITABLE[exc.errno]}{where}, e.g. an archive or "
+                        f"another user's runs. {elsewhere}") from None
 
 
 def no_space(exc: BaseException | None, seen: OSError | None = None) -> bool:

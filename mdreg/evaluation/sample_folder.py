@@ -38,6 +38,7 @@ from mdreg.engine.parts import build_parts
 from mdreg.engine.sampling import generate
 from mdreg.engine.stage import plan_stage
 from mdreg.errors import UserError
+from mdreg.io import writing_into
 from mdreg.rng import stream_seed
 from mdreg.runs.rundir import read_run_config
 
@@ -113,30 +114,34 @@ def sample_run(run_dir: str | Path, stage: str | None = None, num: int = 50_000,
     sampler_obj = parts.stage.sample["sampler"]
     if not getattr(transform, "can_decode", True):
         raise UserError(f"{transform!r} cannot decode samples to pixels: set data.transform.vae in the recipe")
+    default_out = not out
     out = Path(out) if out else run_dir / stage / "eval" / f"{tag_of(node, guidance)}-step{state['step']}-seed{seed}"
     settings = {"run_dir": str(run_dir), "stage": stage, "checkpoint": str(ckpt), "step": int(state["step"]),
                 "sampler": repr(sampler_obj), "sampler_config": OmegaConf.to_container(node),
                 "steps": node.get("steps", node.get("num_steps")), "eta": node.get("eta"), "guidance_scale": guidance,
                 "num": num, "batch_size": batch_size, "seed": seed, "noise_rng": "cpu",
                 "metrics": str(run_dir / stage / "metrics.jsonl")}
-    check_settings(out, settings)
-    images = out / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    classes = int(getattr(net, "num_classes", 0) or 0)
-    for b, start in enumerate(range(0, num, batch_size)):
-        n = min(batch_size, num - start)
-        names = [images / f"{i:06d}.png" for i in range(start, start + n)]
-        if all(p.is_file() for p in names):
-            continue
-        x = generate(net, objective, sampler_obj, transform, n, parts.sample_shape, seed=stream_seed(seed, b, 0),
-                     device=device, labels=labels_for(b, n, classes, seed), guidance_scale=guidance, batch_size=n)
-        pixels = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        for path, array in zip(names, pixels):
-            tmp = path.with_name(f".{path.name}.tmp.png")
-            Image.fromarray(array).save(tmp)
-            tmp.replace(path)
-        print(f"[sample] {start + n}/{num} images -> {images}", flush=True)
-    write_npz(out, num, batch_size, classes, seed)
+    elsewhere = ("tools/sample.py writes into the run directory unless told otherwise: give --out DIR on a "
+                 "writable disk" if default_out else "Give --out a folder on a writable disk")
+    with writing_into(out, "the samples", elsewhere):  # e.g. a run directory on a read-only archive
+        check_settings(out, settings)
+        images = out / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        classes = int(getattr(net, "num_classes", 0) or 0)
+        for b, start in enumerate(range(0, num, batch_size)):
+            n = min(batch_size, num - start)
+            names = [images / f"{i:06d}.png" for i in range(start, start + n)]
+            if all(p.is_file() for p in names):
+                continue
+            x = generate(net, objective, sampler_obj, transform, n, parts.sample_shape, seed=stream_seed(seed, b, 0),
+                         device=device, labels=labels_for(b, n, classes, seed), guidance_scale=guidance, batch_size=n)
+            pixels = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            for path, array in zip(names, pixels):
+                tmp = path.with_name(f".{path.name}.tmp.png")
+                Image.fromarray(array).save(tmp)
+                tmp.replace(path)
+            print(f"[sample] {start + n}/{num} images -> {images}", flush=True)
+        write_npz(out, num, batch_size, classes, seed)
     return out
 
 

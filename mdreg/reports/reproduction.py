@@ -40,6 +40,7 @@ from pathlib import Path
 
 from mdreg.errors import UserError
 from mdreg.evaluation.protocol import Protocol
+from mdreg.io import writing_into
 from mdreg.reports import compare
 from mdreg.reports.compare import of_protocol as _of_protocol
 from mdreg.reports.estimate import Device, MacCounter, StageCost, estimate_plans
@@ -245,7 +246,10 @@ def write_report(plans: list[RunPlan], out: Path | None = None, device: Device |
     first = next((r.protocol for r in rows if r.protocol), None)
     metrics = list(first.metrics) if first else []
     chosen = compare.settings(rows, metrics, baseline, thresholds)
-    out = new_folder(parent)
+    elsewhere = ("tools/report.py writes beside the runs unless told otherwise: give --out DIR on a writable disk"
+                 if out is None else "Give --out a folder on a writable disk")
+    with writing_into(parent, "the report", elsewhere):  # e.g. runs on a read-only archive
+        out = new_folder(parent)
     table = element_table(rows, metrics, device)
     plots = draw(rows, out, smoothing, log)
     comps = compare.comparisons(rows, metrics, chosen.baseline) if chosen.baseline else []

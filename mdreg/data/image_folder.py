@@ -6,7 +6,10 @@
   brought to ``resolution`` keeping the aspect ratio, then the centre square is cropped —
   the ADM/DiT ``center_crop_arr`` recipe (repeated 2x box down-sampling while the image is
   at least twice the target, then one bicubic resize), which MaskDiT's ImageNet
-  preprocessing also uses. Pixels are returned in [-1, 1]. Horizontal flips are applied by
+  preprocessing also uses. Pixels are returned in [-1, 1]. Every image mode is first brought
+  to 8-bit RGB by its real range (:func:`to_rgb`: 16-bit greyscale scaled, transparency
+  composited onto black, CMYK through its ICC profile); 32-bit float or integer images are
+  refused by name, as unreadable files are. Horizontal flips are applied by
   the trainer (stage ``hflip``), from its generator, so they are reproducible.
 * ``fraction`` / ``subset_seed``: a deterministic subset (MaskDM Table 3 trains on 10% and
   1% of the data): the first ``round(fraction * n)`` files of a permutation of all ``n``
@@ -57,10 +60,65 @@ def center_crop(image: Image.Image, resolution: int) -> Image.Image:
     return image.crop((left, top, left + resolution, top + resolution))
 
 
+class UnsupportedImage(ValueError):
+    """An image whose pixel values have no defined range (32-bit float or integer): refused by
+    name rather than guessed (PIL's ``convert("RGB")`` clips such values)."""
+
+
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")  # 16-bit greyscale (PNG bit depth 16, 16-bit TIFF)
+ALPHA = ("RGBA", "LA", "PA", "La", "RGBa")
+REFUSED = {
+    "F": "32-bit floating-point pixels (mode F) have no defined value range",
+    "I": "32-bit integer pixels (mode I) have no defined value range",
+}
+
+
+def check_mode(image: Image.Image) -> None:
+    """Raise :class:`UnsupportedImage` for modes :func:`to_rgb` refuses (read from the header only)."""
+    if image.mode in REFUSED and not (image.mode == "I" and image.format == "PNG"):
+        raise UnsupportedImage(f"{REFUSED[image.mode]} ({image.format or 'unknown'} file); save it as an 8- or "
+                               f"16-bit PNG or a JPEG with the range you mean")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB, each mode scaled by its real range (PIL's ``convert("RGB")`` clips
+    16-bit greyscale at 255: a mid-grey 16-bit PNG became white):
+
+    * 16-bit greyscale (``I;16*``, and ``I`` read from a PNG, which is 16-bit there): v * 255 / 65535;
+    * 16-bit colour PNGs: Pillow reads them as 8-bit RGB(A), keeping each value's high byte
+      (at most one level below v * 255 / 65535);
+    * transparency (``RGBA``, ``LA``, ``PA``, ``P`` or ``L``/``RGB`` with a transparent colour):
+      composited onto black, i.e. colour x alpha (what is under a transparent pixel is not part
+      of the image); an opaque alpha channel changes nothing;
+    * ``CMYK`` with an embedded ICC profile: converted to sRGB through it (littleCMS); without
+      one, PIL's conversion (R = 255 - C - K, clipped), exact for pure inks;
+    * ``1``, ``L``, ``P``, ``RGB``, ``YCbCr``, ``LAB``, ``HSV``: PIL's conversion;
+    * 32-bit float (``F``) or integer (``I``, not from a PNG) pixels: refused (:func:`check_mode`)."""
+    mode = image.mode
+    if mode in SIXTEEN_BIT or (mode == "I" and image.format == "PNG"):
+        values = np.asarray(image).astype(np.float64)
+        grey = np.clip(np.round(values * (255 / 65535)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    check_mode(image)
+    if mode == "CMYK" and image.info.get("icc_profile"):
+        import io
+
+        from PIL import ImageCms
+
+        source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    if mode in ALPHA or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
+        rgb = np.round(rgba[..., :3] * rgba[..., 3:] / 255.0).astype(np.uint8)
+        return Image.fromarray(rgb, "RGB")
+    return image if mode == "RGB" else image.convert("RGB")
+
+
 def load_image(path: Path, resolution: int) -> torch.Tensor:
-    """(3, R, R) float tensor in [-1, 1]; raises OSError/ValueError for unreadable files."""
+    """(3, R, R) float tensor in [-1, 1]; raises OSError/ValueError for unreadable files
+    (:class:`UnsupportedImage` for refused modes, :func:`to_rgb`)."""
     with Image.open(path) as image:
-        array = np.asarray(center_crop(image.convert("RGB"), resolution), dtype=np.uint8)
+        array = np.asarray(center_crop(to_rgb(image), resolution), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
@@ -87,6 +145,7 @@ SHOWN = 5  # unreadable files named in a message (then "and N more")
 def check_header(path: Path) -> None:
     """Open ``path`` and run PIL's structural ``verify()`` (raises for unreadable files)."""
     with Image.open(path) as image:
+        check_mode(image)  # 32-bit float/integer pixels: refused by name
         image.verify()  # structure only: does not decode JPEG data
 
 
@@ -107,6 +166,8 @@ def why_unreadable(path: Path, exc: Exception) -> str:
         return "empty file, 0 bytes"
     if isinstance(exc, UnidentifiedImageError):
         return f"not an image PIL can read, {size} bytes"
+    if isinstance(exc, UnsupportedImage):
+        return f"{exc}, {size} bytes"
     text = str(exc).replace(str(path), "").strip(" '\"") or type(exc).__name__
     return f"{type(exc).__name__}: {text}, {size} bytes"
 

@@ -85,7 +85,7 @@ def image_batches(source: Path, batch_size: int, resolution: int | None = None):
     """uint8 (B, H, W, 3) batches from an image folder (sorted, recursive) or an ``.npz``."""
     from PIL import Image
 
-    from mdreg.data.image_folder import center_crop, scan
+    from mdreg.data.image_folder import UnsupportedImage, center_crop, scan, to_rgb
 
     def prepare(image):
         return np.asarray(center_crop(image, resolution), dtype=np.uint8) if resolution else np.asarray(image)
@@ -108,7 +108,10 @@ def image_batches(source: Path, batch_size: int, resolution: int | None = None):
         images = []
         for f in files[start:start + batch_size]:
             with Image.open(f) as image:
-                images.append(prepare(image.convert("RGB")))
+                try:
+                    images.append(prepare(to_rgb(image)))  # 16-bit, alpha, CMYK: by their real range
+                except UnsupportedImage as exc:
+                    raise UserError(f"{f}: {exc}") from None
             first = first or (f, images[0])
             _check_size(images[-1], f, first, source)
         yield np.stack(images)

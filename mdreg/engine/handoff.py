@@ -21,7 +21,11 @@ skipped (the model keeps its own); position tables whose token grid changed (a n
 resolution) are resized — learned ones by timm's ``resample_abs_pos_embed`` (bicubic, the
 model's ``num_prefix_tokens`` time/label tokens kept as they are), fixed sin-cos ones
 (frozen parameters) keep the model's freshly computed table. Any other missing,
-unexpected or reshaped key is an error that lists the keys.
+unexpected or reshaped key is an error that lists the first few keys of each kind with the
+counts, and says which layout the file is in when it is not the model's
+(:func:`diagnose_layout`): an official DiT/MaskDiT/U-ViT/maskdm release read without ``kind``
+("looks like an official MaskDiT checkpoint ...: add kind='maskdit'"), another backbone, a
+container of several state dicts, or a layout mdreg does not know.
 """
 from __future__ import annotations
 
@@ -154,9 +158,75 @@ def load_matching(model: torch.nn.Module, weights: dict, source: str) -> list[st
             else:
                 unexpected.append(key)
     if missing or unexpected or reshaped:
-        parts = [f"{label}: {', '.join(keys[:12])}{' ...' if len(keys) > 12 else ''}"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape changed", reshaped))
-                 if keys]
-        raise UserError(f"cannot initialise from {source}: the model does not match ({'; '.join(parts)})")
+        parts = [f"{label}: {_few(keys)}" for label, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("shape changed", reshaped)) if keys]
+        layout = diagnose_layout(own, weights, model)
+        if layout:
+            raise UserError(f"cannot initialise from {source}: {layout} ({len(missing)} of the model's {len(own)} "
+                            f"keys missing, {len(unexpected)} unexpected; {'; '.join(parts)})")
+        raise UserError(f"cannot initialise from {source}: the model does not match ({'; '.join(parts)}): another "
+                        f"model size or configuration")
     model.load_state_dict(merged)
     return notes
+
+
+SHOWN = 5  # keys named per list in an error
+
+
+def _few(keys: list[str], shown: int = SHOWN) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+def _like(keys: list[str], shown: int = 3) -> str:
+    return ", ".join(keys[:shown]) + (", ..." if len(keys) > shown else "")
+
+
+# the network a key list holds, by a key every network of the family has (maskdm first: its
+# anchor ends like U-ViT's); mdreg's own DiT/MaskDiT/U-ViT keys are the official ones (identity)
+_ANCHORS = (("maskdm", "encoder.patch_embed.proj.weight"), ("maskdm", "encoder.approx_patch_embed.proj.weight"),
+            ("DiT", "x_embedder.proj.weight"), ("U-ViT", "patch_embed.proj.weight"))
+_KIND = {"DiT": "dit", "MaskDiT": "maskdit", "U-ViT": "uvit", "maskdm": "maskdm"}
+
+
+def network_of(keys) -> tuple[str | None, str]:
+    """(family, wrapper prefix) of the network in a list of keys: ``("MaskDiT", "model.")`` for
+    an official MaskDiT file (its EDMPrecond wrapper), ``("U-ViT", "")`` for mdreg's U-ViT;
+    ``(None, "")`` when no known network's key is there."""
+    keys = list(keys)
+    for family, anchor in _ANCHORS:
+        for key in keys:
+            prefix = key[: -len(anchor)]
+            if key.endswith(anchor) and (not prefix or prefix.endswith(".")):
+                if family == "DiT" and f"{prefix}decoder_pos_embed" in keys:
+                    family = "MaskDiT"
+                return family, prefix
+    return None, ""
+
+
+def diagnose_layout(own: dict, weights: dict, model: torch.nn.Module) -> str | None:
+    """Why ``weights`` is in another key layout than ``model`` expects (an official release read
+    without ``kind``, another backbone, a container of several state dicts, a layout mdreg does
+    not know), with the fix; None when the layouts agree and only sizes or options differ."""
+    from mdreg.registry import ref_of
+
+    label = ref_of(type(model)) or type(model).__name__
+    expected = f"the model ({label}) expects mdreg's layout ({_like(list(own))})"
+    tensors = [k for k, v in weights.items() if isinstance(v, torch.Tensor)]
+    if not tensors:
+        nested = [str(k) for k, v in weights.items() if isinstance(v, dict)]
+        return (f"the file holds no weights at its top level but {_few(nested or list(map(str, weights)))}: choose "
+                f"the entry with init_from weights=... (mdreg's training checkpoints hold 'model' and 'ema'); "
+                f"{expected}")
+    theirs, prefix = network_of(tensors)
+    ours, _ = network_of(own)
+    if theirs is not None and (theirs == "maskdm" or prefix):
+        where = f"its network under '{prefix}'" if prefix else "keys like " + _like(tensors)
+        return (f"the file looks like an official {theirs} checkpoint ({where}): add kind='{_KIND[theirs]}' to "
+                f"init_from (dict(path=..., kind='{_KIND[theirs]}')), which reads and renames that layout; {expected}")
+    if theirs is not None and ours is not None and theirs.replace("Mask", "") != ours.replace("Mask", ""):
+        return f"the file holds a {theirs} network ({_like(tensors)}) but {expected}: another backbone"
+    if len(set(own) & set(tensors)) < len(own) / 2:
+        found = f"{theirs} keys under '{prefix}'" if theirs else "a layout mdreg does not know"
+        return f"the file's keys are {found} ({_like(tensors)}) but {expected}"
+    return None

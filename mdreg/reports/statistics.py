@@ -82,7 +82,7 @@ def bootstrap_ci(values: list[float], level: float = 0.95, resamples: int = 10_0
         idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
         means, weights = list(np.asarray(values, dtype=float)[idx].mean(axis=1)), [1.0] * resamples
     low = _inverse_cdf(means, weights, (1 - level) / 2)
-    return low, _inverse_cdf(means, weights, (1 + level) / 2)
+    return float(low), float(_inverse_cdf(means, weights, (1 + level) / 2))
 
 
 def paired_t(diffs: list[float]) -> tuple[float, float] | None:

@@ -2,8 +2,8 @@
 
 ``pretrain`` hides one of the three coordinate tokens in every sample (patch masker,
 ratio 1/3), so MDSM learns the 2-D marginals p(x0, y0), p(x0, z0), p(y0, z0) — the proxy
-p_phi_2 that encompasses the rose; ``finetune`` learns the joint with DSM from those
-weights. Sweep elements: ``scratch`` (DSM only, the same 3000 steps in total) and
+p_phi_2 that encompasses the rose; ``finetune`` learns the joint with DSM from its raw
+weights, continuing the run's one cosine lr schedule (recipes/common/toy.py). Sweep elements: ``scratch`` (DSM only, the same 3000 steps in total) and
 ``scratch_short`` (DSM only, 1500 steps). The rose
 surface is defined in mdreg/data/toy.py (the paper gives no formula).
 

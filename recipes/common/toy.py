@@ -16,16 +16,24 @@ for tuning; the 250k-step baseline matches 50k + 200k steps). So the pre-trainin
 the one whose step costs one full step at ``BATCH``: ``pretrain_batch`` of each recipe, from
 the forward MACs ``--estimate`` counts; the recipes' ``--estimate`` shows equal totals.
 
+One learning-rate schedule for the whole run, as MaskDM's setup implies (its Table 1 budget is
+one 250k-step training split into 50k + 200k steps): AdamW lr 2e-3, 100 warmup steps, then ONE
+cosine over pre-training and fine-tuning together, which the fine-tuning continues where the
+pre-training left it (``lr_schedule:cosine`` with ``offset``/``total``) instead of restarting its
+warmup and cosine; ``scratch`` follows the same cosine over its 3000 steps, ``scratch_short`` a
+cosine of its own 1500. The fine-tuning starts from the pre-training's raw weights
+(``weights="model"``), as the image recipes do (the official maskdm code loads the checkpoint's
+``model`` entry); until this round it took the EMA and restarted the schedule.
+
 Both stages: DDPM linear noise, T = 1000, epsilon prediction; a 3-block, 64-wide
-transformer; AdamW lr 2e-3 with 100 warmup steps and cosine decay within each stage,
-batch 256 (full-token steps), EMA 0.995; the CPU (one thread per process is fastest for
-models this small: ``OMP_NUM_THREADS=1``). ``tools/toy_report.py`` samples every stage's EMA
+transformer; batch 256 (full-token steps), EMA 0.995; the CPU (one thread per process is
+fastest for models this small: ``OMP_NUM_THREADS=1``). ``tools/toy_report.py`` samples every stage's EMA
 model (DDIM-100, eta 1) and reports sliced Wasserstein / MMD to held-out points, with scatter
 plots. These settings are ours: the paper gives none for its toy.
 """
 from mdreg.config import L
 
-from .optim import adamw, warmup
+from .optim import adamw
 
 BATCH = 256
 
@@ -38,13 +46,18 @@ def _schedule():
     return L("noise_schedule:ddpm_linear")(num_timesteps=1000)
 
 
-def _stage(objective: str, steps: int, masker_node, init_from, batch: int = BATCH):
+def _cosine(offset: int = 0, total: int | None = None):
+    """100 warmup steps then cosine decay over ``total`` steps, of which ``offset`` came before this stage."""
+    return L("lr_schedule:cosine")(warmup_steps=100, offset=offset, total=total)
+
+
+def _stage(objective: str, steps: int, masker_node, init_from, lr_schedule, batch: int = BATCH):
     return L("stage:train")(
         steps=steps, batch_size=batch,
         objective=L(f"objective:{objective}")(schedule=_schedule()),
         masker=masker_node,
         optimizer=adamw(lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0),
-        lr_schedule=warmup(100, kind="cosine"),
+        lr_schedule=lr_schedule,
         grad_clip=1.0,
         ema=dict(decay=0.995, every=1, start=0),
         precision="fp32",
@@ -55,19 +68,23 @@ def _stage(objective: str, steps: int, masker_node, init_from, batch: int = BATC
 
 def stages(num_coords: int, masked: int, pretrain_steps: int, finetune_steps: int, pretrain_batch: int) -> dict:
     """``pretrain`` (MDSM, ``masked`` of ``num_coords`` coordinates hidden, ``pretrain_batch`` points
-    per step: a step that costs one full step at ``BATCH``) then ``finetune`` (DSM)."""
+    per step: a step that costs one full step at ``BATCH``) then ``finetune`` (DSM) from its raw
+    weights, on one cosine lr schedule over both."""
+    total = pretrain_steps + finetune_steps
     return dict(
-        pretrain=_stage("mdsm", pretrain_steps, L("masker:patch")(ratio=masked / num_coords), None, pretrain_batch),
-        finetune=_stage("dsm", finetune_steps, L("masker:none")(), dict(stage="pretrain", weights="ema")),
+        pretrain=_stage("mdsm", pretrain_steps, L("masker:patch")(ratio=masked / num_coords), None,
+                        _cosine(0, total), pretrain_batch),
+        finetune=_stage("dsm", finetune_steps, L("masker:none")(), dict(stage="pretrain", weights="model"),
+                        _cosine(pretrain_steps, total)),
     )
 
 
 def sweep(pretrain_steps: int, finetune_steps: int) -> list:
     """``masked``: the recipe as written; ``scratch``: DSM alone for the same total steps;
-    ``scratch_short``: DSM alone for the fine-tuning's steps only."""
+    ``scratch_short``: DSM alone for the fine-tuning's steps only; each a cosine over its own steps."""
     def scratch(name: str, steps: int) -> dict:
         return {"~stages.pretrain": None, "stages.finetune.init_from": None, "stages.finetune.steps": steps,
-                "_name_": name}
+                "stages.finetune.lr_schedule": _cosine(), "_name_": name}
     return [{"_name_": "masked"}, scratch("scratch", pretrain_steps + finetune_steps),
             scratch("scratch_short", finetune_steps)]
 

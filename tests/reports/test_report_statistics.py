@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mdreg.commands import run_cli
+from mdreg.commands.entry import run_cli
 from mdreg.commands.report import main
 from mdreg.engine.distributed import DistEnv
 from mdreg.launch.local import LocalExecutor

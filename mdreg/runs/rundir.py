@@ -1,7 +1,8 @@
 """Run directories: create them safely and refuse to mix two different runs in one.
 
 ``<output_root>/<recipe>/<run name>/`` holds ``config.yaml`` (the exact tree, reloadable),
-``meta.yaml`` (recipe path, overrides, command line, times, provenance) and one folder per stage.
+``meta.yaml`` (recipe path and sha256 (:mod:`mdreg.runs.recipe_identity`), overrides, command
+line, times, provenance) and one folder per stage.
 Relaunching the same command finds the same ``config.yaml`` and resumes. If the saved
 config differs from the new one in what is trained, nothing is touched and the error lists
 the differing keys: a changed recipe must not silently continue (or overwrite) an earlier
@@ -34,6 +35,7 @@ from mdreg.plugins import import_plugins, plugins_of
 from mdreg.provenance import collect
 from mdreg.runs.extension import accept_lengths, is_length, set_aside_stale_stages
 from mdreg.runs.plan import RunPlan, changes_training
+from mdreg.runs.recipe_identity import check_same_recipe, recipe_record
 
 
 def check_writable(folder: Path) -> None:
@@ -64,6 +66,7 @@ def prepare(plan: RunPlan) -> None:
     else:
         source, previous = _stage_copy(plan, copies)
     if previous is not None:
+        check_same_recipe(plan.recipe, plan.run_dir, _meta_if_readable(plan.run_dir))
         differences = diff_trees(previous, plan.cfg)
         trained = [d for d in differences if changes_training(d[0]) and not is_length(d[0])]
         extended = accept_lengths(plan, [d for d in differences if is_length(d[0])])  # docs: mdreg.runs.extension
@@ -88,7 +91,7 @@ def prepare(plan: RunPlan) -> None:
     atomic_write_text(saved, text)
     if (plan.run_dir / "meta.yaml").exists():  # how the run was made: never rewritten
         return
-    meta = {"recipe": str(plan.recipe), "overrides": plan.overrides, "sweep_values": plan.sweep_values,
+    meta = {"recipe": str(plan.recipe), **recipe_record(plan.recipe), "overrides": plan.overrides, "sweep_values": plan.sweep_values,
             "command": " ".join(sys.argv), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "stages": [s.name for s in plan.stages],
             "provenance": collect()}  # git commit/dirty, versions, GPUs, host, Slurm job (mdreg/provenance.py)
@@ -231,6 +234,15 @@ def read_meta(run_dir: str | Path) -> dict:
         raise UserError(f"{path} is not valid YAML ({type(exc).__name__}: {str(exc).splitlines()[0]}); restore it "
                         f"from a backup, or delete it (it records how the run was made, not what it trained)") from None
     return meta if isinstance(meta, dict) else {}
+
+
+def _meta_if_readable(run_dir: Path) -> dict:
+    """meta.yaml for the checks that use it; a damaged one does not stop a resume (it records how
+    the run was made, not what it trained)."""
+    try:
+        return read_meta(run_dir)
+    except UserError:
+        return {}
 
 
 def plan_of_run(run_dir: str | Path) -> RunPlan:

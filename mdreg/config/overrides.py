@@ -69,6 +69,16 @@ class ParsedOverrides:
 _KINDS = {"CHANGE": "change", "ADD": "add", "FORCE_ADD": "force_add", "DEL": "delete"}
 
 
+def _python_call_hint(text: str) -> str:
+    """A hint for a recipe's Python written as an override value: ``k=dict(a=1, b=x)``."""
+    key, _, value = text.partition("=")
+    call = re.fullmatch(r"\s*dict\((.*)\)\s*", value)
+    if not call:
+        return ""
+    fields = ", ".join(f"{k.strip()}: {v.strip()}" for k, _, v in (p.partition("=") for p in call.group(1).split(",")))
+    return f"; a dict is written {{key: value}} on the command line: '{key}={{{fields}}}'"
+
+
 def parse_overrides(args: list[str] | tuple[str, ...]) -> ParsedOverrides:
     """Parse ``key=value`` strings with hydra's grammar; sweeps are separated out."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -83,7 +93,7 @@ def parse_overrides(args: list[str] | tuple[str, ...]) -> ParsedOverrides:
         except HydraException as exc:
             msg = str(exc).splitlines()[0]
             raise ConfigError(f"override {text!r} is not valid override syntax ({msg}); expected key=value, "
-                              f"+key=value, ~key or key=a,b,c") from None
+                              f"+key=value, ~key or key=a,b,c{_python_call_hint(text)}") from None
         kind = _KINDS[ov.type.name]
         key = ov.get_key_element() if ov.package else ov.key_or_group
         if ov.is_sweep_override():

@@ -1,4 +1,6 @@
 """Overrides in Hydra's grammar: change / add / delete, struct errors, types, sweeps, target swaps."""
+import re
+
 import pytest
 
 from mdreg.config import L, load_recipe, node
@@ -89,6 +91,15 @@ def test_sweeps_are_parsed_and_kept_for_the_launcher():
 def test_invalid_syntax_is_one_clear_error():
     with pytest.raises(ConfigError, match="not valid override syntax"):
         parse_overrides(["a.b=[1,2"])
+
+
+def test_a_python_dict_in_an_override_gets_the_command_line_form_which_parses():
+    text = "stages.finetune.init_from=dict(path=runs/q/pretrain/checkpoints/last, weights=model)"
+    hint = "'stages.finetune.init_from={path: runs/q/pretrain/checkpoints/last, weights: model}'"
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        parse_overrides([text])
+    (ov,) = parse_overrides([hint.strip("'")]).overrides
+    assert ov.value == {"path": "runs/q/pretrain/checkpoints/last", "weights": "model"}
 
 
 def test_quickstart_overrides_apply():

@@ -21,6 +21,7 @@ from tabulate import tabulate
 from mdreg.config.serialize import load_config
 from mdreg.engine.stage import capped_steps
 from mdreg.errors import UserError
+from mdreg.runs.jobs import RECORD
 from mdreg.runs.lock import current_holder
 from mdreg.runs.records import StageRecord, read_stage
 from mdreg.runs.rundir import is_run_dir
@@ -69,6 +70,12 @@ def run_rows(run_dir: Path) -> tuple[list[list[str]], list[str]]:
     return rows, states
 
 
+def _holds_a_run(path: Path) -> bool:
+    """A run directory, or what is left of one whose Slurm jobs are recorded (its jobs can be
+    followed even with config.yaml gone)."""
+    return is_run_dir(path) or (path / RECORD).is_file()
+
+
 def runs_of(target: str | Path) -> list[Path]:
     """The run directories ``target`` names: a run directory, a folder of runs, or a recipe file
     (the runs under ``<train.output_root>/<recipe name>/``)."""
@@ -81,9 +88,9 @@ def runs_of(target: str | Path) -> list[Path]:
         if not path.is_dir():
             raise UserError(f"{target}: no runs yet ({path} does not exist); launch it with python tools/launch.py "
                             f"{target}")
-    if is_run_dir(path):
+    if _holds_a_run(path):
         return [path]
-    runs = sorted(p for p in path.iterdir() if is_run_dir(p)) if path.is_dir() else []
+    runs = sorted(p for p in path.iterdir() if _holds_a_run(p)) if path.is_dir() else []
     if not runs:
         raise UserError(f"{target}: neither a run directory (with config.yaml) nor a folder of runs nor a recipe file")
     return runs

@@ -30,8 +30,8 @@ def test_evaluation_array_after_the_training_array_then_a_milestone_curve(tmp_pa
                                  "--wait"])
     out = capsys.readouterr().out
     assert code == 0, out
-    runs = sorted((tmp_path / "runs" / "tiny").glob("seed=*"))
-    assert [r.name for r in runs] == ["seed=0", "seed=1"]
+    runs = sorted((tmp_path / "runs" / "tiny").glob("seed-*"))
+    assert [r.name for r in runs] == ["seed-0", "seed-1"]
     for i, run in enumerate(runs):
         train, evaluate = recorded_jobs(run)
         assert train["stages"] == ["main"] and evaluate["stages"] == ["evaluate-main"]

@@ -12,7 +12,7 @@ from PIL import Image
 from mdreg.commands.entry import run_cli
 from mdreg.data.transforms import Identity
 from mdreg.errors import ConfigError, UserError
-from mdreg.commands.entry import fid
+from mdreg.commands import fid
 from mdreg.commands.sample import main
 from mdreg.evaluation.sample_folder import labels_for, sample_run, write_npz
 from mdreg.engine.sampling import generate

@@ -28,9 +28,10 @@ def test_run_settings_may_change_on_resume_and_the_saved_configs_follow(tmp_path
 
 
 def test_what_is_trained_may_not_change(tmp_path):
+    """More steps extend a run (tests/engine/test_extend_and_resume_logs.py); another masker ratio does not."""
     recipe = write_two_stage_recipe(tmp_path, steps=2, ckpt_every=0)
     first = _prepared(recipe, ["train.run_name=fixed"])
     before = (first.run_dir / "config.yaml").read_bytes()
-    with pytest.raises(UserError, match=r"different config \(stages.pretrain.steps: 2 -> 3\)"):
-        _prepared(recipe, ["train.run_name=fixed", "stages.pretrain.steps=3", "train.num_workers=3"])
+    with pytest.raises(UserError, match=r"different config \(stages.pretrain.masker.ratio: 0.5 -> 0.75\)"):
+        _prepared(recipe, ["train.run_name=fixed", "stages.pretrain.masker.ratio=0.75", "train.num_workers=3"])
     assert (first.run_dir / "config.yaml").read_bytes() == before

@@ -51,7 +51,7 @@ def test_256_element_array_one_submission_throttled_and_fast_status(tmp_path, la
     submit_s = time.perf_counter() - t0
     assert code == 0
     folder = tmp_path / "runs" / "tiny"
-    runs = sorted(folder.glob("seed=*"))
+    runs = sorted(folder.glob("seed-*"))
     assert len(runs) == N
     ids = [recorded_jobs(run)[0]["job_id"] for run in runs]
     array_id = ids[0].split("_")[0]

@@ -65,7 +65,7 @@ def test_dry_run_prints_the_scripts_that_were_submitted(submitted, launch):
     jobs, scripts = recorded_jobs(run_dir), dry_run_scripts(out)
     assert len(scripts) == len(jobs) == 2
     for job, script in zip(jobs, scripts):
-        written, expected = submitted_script(run_dir.parent / "slurm-logs", job, script)
+        written, expected = submitted_script(run_dir / "slurm" / "logs", job, script)  # a single run keeps its own
         assert written == expected
 
 

@@ -23,7 +23,7 @@ def test_two_gpus_two_tasks_one_process_group_preempted_together(tmp_path, launc
     assert wait_ended([job["job_id"]])[job["job_id"]]["State"] == "COMPLETED"
     assert [a["State"] for a in sacct(job["job_id"], duplicates=True)] == ["REQUEUED", "COMPLETED"]
 
-    folder = tmp_path / "quickstart" / "slurm-logs"
+    folder = run / "slurm" / "logs"  # a single run keeps submitit's folder in its own directory
     logs = [(folder / f"{job['job_id']}_{task}_log.out").read_text() for task in (0, 1)]
     masters = set()
     for task, log in enumerate(logs):

@@ -24,5 +24,5 @@ def test_submitting_from_a_gpu_job_does_not_leak_its_environment(tmp_path):
     output = job.result()  # raises FailedJobError (with the child's status) if the command failed
     (child,) = recorded_jobs(tmp_path / "quickstart" / "child")
     assert sacct(child["job_id"])[-1]["State"] == "COMPLETED", output
-    log = (tmp_path / "quickstart" / "slurm-logs" / f"{child['job_id']}_0_log.out").read_text()
+    log = (tmp_path / "quickstart" / "child" / "slurm" / "logs" / f"{child['job_id']}_0_log.out").read_text()
     assert "CUDA_VISIBLE_DEVICES= " in log  # the child sees no GPU of its parent

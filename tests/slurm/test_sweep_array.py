@@ -14,7 +14,7 @@ def test_sweep_is_one_array_per_stage_with_per_element_run_dirs(tmp_path, launch
             "--cluster", "slurm", *SMALL_JOB, "--array-parallelism", "2"]
     code, out = launch(*args, "--wait")
     assert code == 0
-    runs = [tmp_path / "quickstart" / f"sw,seed={s}" for s in (1, 2, 3)]
+    runs = [tmp_path / "quickstart" / f"sw+seed-{s}" for s in (1, 2, 3)]
     pretrain, finetune = set(), set()
     for i, run in enumerate(runs):
         assert load_config(run / "config.yaml").train.seed == i + 1  # each element its own config

@@ -26,8 +26,8 @@ def test_one_failed_element_is_named_and_alone_resubmitted(tmp_path, launch):
     code, out = launch(*args, "--wait")
     assert code == 1
     folder = tmp_path / "quickstart"
-    good = [folder / f"sw,data.dataset.num_images={n}" for n in (64, 128)]
-    bad = folder / "sw,data.dataset.num_images=16"
+    good = [folder / f"sw+data.dataset.num_images-{n}" for n in (64, 128)]
+    bad = folder / "sw+data.dataset.num_images-16"
     (bad_job,) = recorded_jobs(bad)
     assert sacct(bad_job["job_id"])[-1]["State"] == "FAILED"
     for run in good:

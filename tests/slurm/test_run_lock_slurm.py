@@ -61,8 +61,9 @@ def test_a_running_job_refuses_a_local_launch_and_its_stale_lock_is_taken_over(t
 
 
 def test_a_submission_is_refused_while_a_local_launch_trains_the_run(tmp_path, launch):
-    args = ["recipes/quickstart.py", *TINY, *SLOW, f"train.output_root={tmp_path}", "train.run_name=local",
-            "--stages", "pretrain"]
+    # many steps: the local launch must still be training when the submission is checked (it is killed below)
+    args = ["recipes/quickstart.py", *TINY, *SLOW, "train.max_steps=1000", f"train.output_root={tmp_path}",
+            "train.run_name=local", "--stages", "pretrain"]
     run, log = tmp_path / "quickstart" / "local", tmp_path / "local.log"
     proc = start(args, log)
     try:

@@ -21,10 +21,11 @@ from tests.slurm.slurm_helpers import TINY, recorded_jobs, sacct, wait_ended
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 STEPS = 100
-# ~0.7 s a step, 70 s of work: more than a run gets before its signal. A sample grid every step
-# slows it (sampling has its own generator: the weights do not depend on it)
+# A sample grid every step slows the run (sampling has its own generator: the weights do not depend
+# on it) to more than it gets before its signal: at 200 sampler steps the job once finished inside
+# its first minute on an idle machine; at 600 the test took 156 s (two or more attempts)
 SLOWED = ["stages.pretrain.sample.every=1", "stages.pretrain.sample.num=16",
-          "stages.pretrain.sample.sampler.steps=200"]
+          "stages.pretrain.sample.sampler.steps=600"]
 
 
 def test_time_limit_checkpoints_requeues_and_ends_with_the_uninterrupted_weights(tmp_path, launch):

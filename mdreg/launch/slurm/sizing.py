@@ -13,7 +13,9 @@ run's plugins.
   trainer then finishes its step and writes a checkpoint (:mod:`mdreg.launch.slurm.preemption`).
   The largest checkpoint of the plan (model + EMA + AdamW's two moments: 16 bytes per
   parameter) must be written within that lead at ``WRITE_MB_S`` (a slow shared file system),
-  with ``STEP_ALLOWANCE_S`` for the step in flight; a shorter ``signal_delay_s`` is raised to it.
+  with ``STEP_ALLOWANCE_S`` for the step in flight; a shorter ``signal_delay_s`` is raised to it
+  (a time limit too short for that allowance keeps the value set, and says so; one too short to
+  write the checkpoint is an error).
 * **Plugins.** Each module of the run's ``plugins`` is imported by the job's interpreter in
   the job's working directory (:func:`mdreg.plugins.problems_in_job`); a failure is one error
   at ``--dry-run`` and before submitting, not after a wait in the queue.
@@ -70,9 +72,15 @@ def sized(res: SlurmSettings, plans: list[RunPlan]) -> tuple[SlurmSettings, list
                      f"to choose)")
     lead = required_signal_delay(size)
     if res.signal_delay_s < lead:
-        if lead >= res.timeout_min * 60:
-            raise UserError(f"the largest checkpoint ({size / 1e9:.2f} GB) needs the preemption signal {lead} s "
-                            f"before the time limit, but the limit is {res.timeout_min} min; raise --time")
+        write_s = math.ceil(2 * size / (WRITE_MB_S * 1e6))
+        if write_s >= res.timeout_min * 60:
+            raise UserError(f"the largest checkpoint ({size / 1e9:.2f} GB) takes about {write_s} s to write twice, "
+                            f"but the time limit is {res.timeout_min} min; raise --time")
+        if lead >= res.timeout_min * 60:  # a short test job: the allowance for a slow step does not fit
+            notes.append(f"preemption signal: {res.signal_delay_s} s before the time limit, as set (the "
+                         f"{STEP_ALLOWANCE_S} s allowed for a step in flight do not fit in {res.timeout_min} min; a "
+                         f"step still running then loses the work since the last checkpoint)")
+            return res, notes
         notes.append(f"preemption signal: {lead} s before the time limit (launch.slurm.signal_delay_s="
                      f"{res.signal_delay_s} is raised: writing the largest checkpoint, {size / 1e9:.2f} GB, takes "
                      f"about {size / (WRITE_MB_S * 1e6):.0f} s at {WRITE_MB_S:g} MB/s, twice that plus "

@@ -47,7 +47,7 @@ def fid(stage: str, sampler, num_samples, reference: str, guidance_scale: float 
 def shape_metric(every: int | None = None, num: int = 256):
     """The shape metric as a stage's ``evaluate``: ``num`` fresh EMA samples every ``every`` steps
     and at the end of the stage (None: at the end only), logged to metrics.jsonl and tensorboard
-    under ``eval/`` (mdreg/evaluation/stage_metrics.py)."""
+    under ``eval/`` (metric:shape, mdreg/evaluation/shape_metric.py)."""
     return L("metric:shape")(_partial_=True, num=num, every=every)
 
 

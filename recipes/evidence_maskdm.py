@@ -47,7 +47,7 @@ Results and what they show: docs/evidence.md.
 from mdreg.config import L
 
 from .common.evaluation import shape, shape_metric
-from .common.evidence import UVIT_GMACS, shapes, steps_for, train_flops, uvit, uvit_stage
+from .common.evidence import UVIT_GMACS, shapes, steps_for, table1_sweep, train_flops, uvit, uvit_stage
 from .common.resources import on_gpus
 from .common.train import train
 
@@ -89,15 +89,4 @@ evaluation = shape(stage="finetune", num_samples=256)
 report = dict(baseline="scratch", threshold=dict(shape_fid=300.0))
 
 
-def _arm(ratio: float, kind: str) -> dict:
-    return {"stages.pretrain": _pretrain(ratio, kind), "_name_": f"m{int(ratio * 100)}_{kind}"}
-
-
-sweep = [
-    {"~stages.pretrain": None, "stages.finetune.init_from": None, "stages.finetune.steps": TOTAL_STEPS,
-     "_name_": "scratch"},
-    _arm(0.5, "patch"),
-    _arm(0.5, "block2"),
-    _arm(0.9, "patch"),
-    _arm(0.9, "block2"),
-]
+sweep = table1_sweep(_pretrain, TOTAL_STEPS)  # scratch, m50_patch, m50_block2, m90_patch, m90_block2

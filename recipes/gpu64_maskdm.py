@@ -32,7 +32,7 @@ the patch-2 model measured 127 / 57 / 32 at 5k / 10k / 15k steps of batch 64).
 from mdreg.config import L
 
 from .common.evaluation import shape
-from .common.evidence import steps_for, train_flops
+from .common.evidence import steps_for, table1_sweep, train_flops
 from .common.gpu64 import UVIT64_GMACS, shapes_data, uvit64, uvit_stage
 from .common.resources import on_gpus
 from .common.train import train
@@ -69,15 +69,4 @@ evaluation = shape(stage="finetune", num_samples=1024,
 report = dict(baseline="scratch", threshold=dict(shape_fid=60.0))
 
 
-def _arm(ratio: float, kind: str) -> dict:
-    return {"stages.pretrain": _pretrain(ratio, kind), "_name_": f"m{int(ratio * 100)}_{kind}"}
-
-
-sweep = [
-    {"~stages.pretrain": None, "stages.finetune.init_from": None, "stages.finetune.steps": TOTAL_STEPS,
-     "_name_": "scratch"},
-    _arm(0.5, "patch"),
-    _arm(0.5, "block2"),
-    _arm(0.9, "patch"),
-    _arm(0.9, "block2"),
-]
+sweep = table1_sweep(_pretrain, TOTAL_STEPS)  # scratch, m50_patch, m50_block2, m90_patch, m90_block2

@@ -18,7 +18,6 @@ Conventions (docs/README of the conventions: docs/core.md, "Docs that run"):
 """
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import shlex
@@ -28,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from mdreg.config.lazy import import_object
+from mdreg.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -149,19 +151,12 @@ PATH = re.compile(r"(?<![\w/.-])((?:mdreg|tools|recipes|tests|docs)/[\w/.*-]*\w)
 
 
 def resolves(name: str) -> bool:
-    parts = name.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        try:
-            for part in parts[cut:]:
-                obj = getattr(obj, part)
-        except AttributeError:
-            return False
-        return True
-    return False
+    """``name`` imports as a module or an attribute of one (as a recipe's dotted ``_target_`` does)."""
+    try:
+        import_object(name)
+    except ConfigError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda d: d.name)

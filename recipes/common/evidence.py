@@ -79,3 +79,13 @@ def uvit_stage(objective: str, steps: int, batch: int, masker, init_from, evalua
         sample=dict(every=None, num=36, sampler=ddim(50, eta=1.0), guidance_scale=1.0),
         evaluate=evaluate,
     )
+
+
+def table1_sweep(pretrain, total_steps: int) -> list[dict]:
+    """MaskDM Table 1's arms as a sweep: scratch (fine-tuning alone for ``total_steps``) and
+    pre-training at 50% / 90% with patch or 2x2 block masks, ``pretrain(ratio, kind)`` making the
+    pre-training stage of each (``_name_``: ``scratch``, ``m50_patch``, ..., ``m90_block2``)."""
+    scratch = {"~stages.pretrain": None, "stages.finetune.init_from": None, "stages.finetune.steps": total_steps,
+               "_name_": "scratch"}
+    return [scratch, *({"stages.pretrain": pretrain(ratio, kind), "_name_": f"m{int(ratio * 100)}_{kind}"}
+                       for ratio in (0.5, 0.9) for kind in ("patch", "block2"))]

@@ -11,10 +11,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from submitit.core.utils import JobPaths
+from typing import TYPE_CHECKING
 
 from mdreg.io import atomic_write_text
+
+if TYPE_CHECKING:  # submitit is imported where a recorded job is read, never on a local launch's path
+    from submitit.core.utils import JobPaths
 
 RECORD = Path("slurm") / "jobs.json"
 
@@ -30,6 +32,8 @@ class JobRecord:
     dependency: str | None = None
 
     def paths(self, task: int = 0) -> JobPaths:
+        from submitit.core.utils import JobPaths
+
         return JobPaths(self.folder, job_id=self.job_id, task_id=task)
 
     @property

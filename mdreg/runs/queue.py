@@ -8,8 +8,6 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
-from submitit.slurm.slurm import read_job_id
-
 from mdreg.errors import UserError
 
 ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
@@ -52,6 +50,8 @@ def _run(cmd: list[str]) -> str:
 
 def _expand(job_id: str) -> list[str]:
     """``12``, ``12_3``, ``12_[0-2%2]`` -> the job ids they stand for."""
+    from submitit.slurm.slurm import read_job_id  # only for runs with recorded jobs: a local launch needs none
+
     out = []
     for part in read_job_id(job_id):
         if len(part) == 3:

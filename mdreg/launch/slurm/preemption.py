@@ -23,8 +23,8 @@ Facts this relies on (submitit 1.5):
 * submitit calls a signal a *timeout* when the job ran longer than
   ``min(0.8 * limit, limit - 10 min)``; with ``timeout_min <= 10`` every USR2, even a
   preemption, counts as a timeout and uses one of ``launch.slurm.max_num_timeout``
-  requeues. When they are used up the job fails ("timed-out too many times") after
-  saving: relaunching the same command resumes;
+  requeues. When they are used up the job fails after saving, with an error that says so
+  (submitit's "timed-out too many times"): relaunching the same command resumes;
 * Slurm sends USR2 ``launch.slurm.signal_delay_s`` before the time limit: one step plus one
   checkpoint write must fit in it;
 * a plain ``scontrol requeue`` sends no signal, and Slurm's own preemption sends USR2 only
@@ -40,6 +40,7 @@ import time
 from typing import NoReturn
 
 import submitit
+from submitit.core.utils import UncompletedJobError
 
 RANK_WAIT_S = 120
 
@@ -95,7 +96,15 @@ class StopAtStepBoundary:
             raise RuntimeError(f"stopped on {signal.Signals(signum).name}, but submitit's handler is not "
                                f"installed: StageJob must run inside a submitit job")
         print("mdreg: checkpoint saved; handing over to submitit to requeue the job", flush=True)
-        handler(signum, None)  # rank 0: exits (requeued) or raises UncompletedJobError (no requeue left)
+        try:
+            handler(signum, None)  # rank 0: exits (requeued) or raises UncompletedJobError (no requeue left)
+        except UncompletedJobError as refused:
+            raise RuntimeError(
+                f"the checkpoint is saved, but submitit did not requeue the job ({refused}). A job with "
+                f"--time of 10 minutes or less counts every {signal.Signals(signum).name} (time limit or "
+                f"preemption) as a time-out, and launch.slurm.max_num_timeout of them are allowed. Launch the "
+                f"same command again to continue from the checkpoint, or give a longer --time or a larger "
+                f"launch.slurm.max_num_timeout") from None
         rank = submitit.JobEnvironment().global_rank
         print(f"mdreg: rank {rank} waits for rank 0's requeue to end this task", flush=True)
         time.sleep(RANK_WAIT_S)

@@ -169,6 +169,8 @@ class InceptionMetrics:
 
     names = ALL_METRICS
     defaults = ("fid",)
+    better = {"fid": "lower", "sfid": "lower", "kid": "lower", "is": "higher", "precision": "higher",
+              "recall": "higher"}
     needs_samples = True  # tools/evaluate.py samples the images; the metric scores them
 
     def __init__(self, reference, weights: str | None = None, metrics=("fid",), preprocess: str = "tf1",

@@ -44,8 +44,6 @@ from mdreg.config.lazy import META_KEYS
 from mdreg.errors import ConfigError, did_you_mean
 from mdreg.registry import METRICS
 
-LOWER_IS_BETTER = {"fid", "sfid", "kid", "shape_fid", "shape_fid_floor", "class_freq_gap", "class_freq_gap_floor",
-                   "swd", "mmd"}
 CONDITIONS = ("stage", "weights", "guidance_scale", "num_samples", "seed", "step")
 KEYS = ("metric", "stage", "weights", "sampler", "num_samples", "guidance_scale", "seed", "batch_size", "reference",
         "reference_resolution", "preprocess", "metrics", "paper", "reported", "projections", "threshold")

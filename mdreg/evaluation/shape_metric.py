@@ -318,6 +318,8 @@ class ShapeScore:
     names = ("shape_fid", "shape_fid_floor", "shape_kid", "shape_kid_floor", "memorised", "memorised_real",
              "confident", "confident_real", "class_freq_gap", "class_freq_gap_floor")
     defaults = ("shape_fid", "shape_fid_floor", "confident", "class_freq_gap")
+    # the scores of the model; the rest are real data's values (floors) or a diagnostic (confident)
+    better = {"shape_fid": "lower", "shape_kid": "lower", "memorised": "lower", "class_freq_gap": "lower"}
     logged = ("shape_fid", "shape_fid_floor", "shape_kid", "memorised", "confident", "class_freq_gap")
     needs_samples = True
 

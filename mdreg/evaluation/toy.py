@@ -46,6 +46,7 @@ class ToyDistances:
 
     names = ("swd", "mmd")
     defaults = ("swd", "mmd")
+    better = {"swd": "lower", "mmd": "lower"}
     needs_samples = False  # it samples points itself, from the last checkpoint
 
     def __init__(self, cfg, stage: str, reference, projections: int = 512):

@@ -28,26 +28,21 @@ from dataclasses import dataclass, field
 from omegaconf import OmegaConf
 
 from mdreg.errors import UserError, did_you_mean
-from mdreg.evaluation.protocol import LOWER_IS_BETTER
+from mdreg.registry import METRICS
 from mdreg.reports.statistics import Crossing, Paired, bootstrap_ci, crossing, holm, paired
 from mdreg.runs.records import SOURCE as EVALUATE
 
 KEYS = ("baseline", "threshold")
-DIAGNOSTIC = {"confident"}
-HIGHER_IS_BETTER = {"is", "precision", "recall"}
-LOWER = set(LOWER_IS_BETTER) | {"shape_kid", "memorised"}
-
-
-def is_reference(metric: str) -> bool:
-    """A value of real data (the floor a perfect model reaches), not a score of the model."""
-    return metric.endswith(("_floor", "_real")) or metric == "memorised_threshold"
 
 
 def direction(metric: str) -> str | None:
-    """``"lower"`` or ``"higher"`` is better, or None (a reference value or a diagnostic)."""
-    if is_reference(metric) or metric in DIAGNOSTIC:
-        return None
-    return "lower" if metric in LOWER else "higher" if metric in HIGHER_IS_BETTER else None
+    """``"lower"`` or ``"higher"`` is better, as the ``metric:`` class that reports the value declares
+    in its ``better``; None for the values it leaves out there (real data's floors, diagnostics such as
+    ``confident``), which a report shows without an arrow and does not test."""
+    for entry in METRICS:  # built-ins and plugins' metrics alike
+        if metric in getattr(entry.obj, "better", {}):
+            return entry.obj.better[metric]
+    return None
 
 
 def arrow(metric: str) -> str:

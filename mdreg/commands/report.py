@@ -30,7 +30,7 @@ def plans_of(args: argparse.Namespace) -> list[RunPlan]:
             runs += sorted(p for p in path.iterdir() if is_run_dir(p))
         else:
             raise UserError(f"{path}: neither a recipe (.py) nor a run directory (no config.yaml) nor a folder of runs")
-    return [plan_of_run(p) for p in runs]
+    return reproduction.in_recipe_order([plan_of_run(p) for p in runs])
 
 
 def _threshold(text: str) -> tuple[str, float]:

@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mdreg.config.loader import load_recipe
 from mdreg.errors import UserError
 from mdreg.evaluation.protocol import Protocol
 from mdreg.io import writing_into
@@ -50,6 +51,8 @@ from mdreg.reports.report_tables import (comparison_markdown, element_table, mar
 from mdreg.runs.plan import RunPlan
 from mdreg.runs.records import SOURCE as EVALUATE
 from mdreg.runs.records import StageRecord, latest_grid, read_run
+from mdreg.runs.rundir import read_meta
+from mdreg.runs.sweep import declared
 
 REPORT = "report"
 LATEST = "latest"
@@ -146,6 +149,29 @@ def elements(plans: list[RunPlan]) -> list[str]:
         out.append(", ".join(([str(name)] if name is not None else []) + [f"{k}={values[k]}" for k in keys])
                    or "default")
     return out
+
+
+def in_recipe_order(plans: list[RunPlan]) -> list[RunPlan]:
+    """Runs read from folders, in the order a report of their recipe lists them: its declared sweep
+    elements in the recipe's order, then seeds ascending (run names only break ties). A run whose
+    recipe file is gone, or whose element the recipe no longer declares, comes after, by name."""
+    recipes = {p.run_dir: str(read_meta(p.run_dir).get("recipe_path") or p.recipe) for p in plans}  # absolute
+    elements: dict[str, list[dict]] = {}
+    for recipe in dict.fromkeys(recipes.values()):
+        try:
+            elements[recipe] = [e.values for e in declared(load_recipe(recipe))]
+        except (UserError, OSError):
+            elements[recipe] = []
+
+    def key(plan: RunPlan) -> tuple:
+        shown = {k: str(v) for k, v in plan.sweep_values.items()}
+        known = elements[recipes[plan.run_dir]]
+        index = next((i for i, values in enumerate(known) if all(shown.get(k) == str(v) for k, v in values.items())),
+                     len(known))
+        seed = plan.sweep_values.get("train.seed", plan.cfg.train.get("seed", 0))
+        return index, int(seed) if str(seed).lstrip("-").isdigit() else 0, plan.run_name
+
+    return sorted(plans, key=key)
 
 
 def collect_rows(plans: list[RunPlan]) -> list[RunRow]:

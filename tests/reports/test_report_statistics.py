@@ -110,3 +110,16 @@ def test_a_curve_of_one_point_is_drawn(tmp_path):
     assert drawn["points"] == [1] and drawn["markers"] == [True]
     two = line_plot(tmp_path / "two.png", [Curve("two", [5, 6], [0.3, 0.2], "g")], "step", "loss", "two points")
     assert two["markers"] == [False]
+
+
+def test_a_folder_of_runs_is_reported_in_the_recipes_order(sweep, tmp_path):
+    """The recipe declares base before arm; their run folders sort the other way round."""
+    recipe, plans = sweep
+    folder = plans[0].run_dir.parent
+    assert sorted(p.name for p in folder.iterdir() if (p / "config.yaml").is_file())[0].startswith("arm")
+    out = tmp_path / "rep"
+    assert run_cli(main, [str(folder), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "latest" / "runs.csv")))
+    assert [(r["element"], r["seed"]) for r in rows] == [("base", "0"), ("base", "1"), ("arm", "0"), ("arm", "1")]
+    comparisons = list(csv.DictReader(open(out / "latest" / "comparisons.csv")))
+    assert [(c["arm"], c["baseline"]) for c in comparisons] == [("arm", "base")]

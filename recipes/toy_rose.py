@@ -28,3 +28,4 @@ data = dict(dataset=L("dataset:rose")(num_points=20_000, seed=0), transform=L("t
 stages = toy.stages(num_coords=3, masked=1, pretrain_steps=1500, finetune_steps=1500, pretrain_batch=336)
 sweep = toy.sweep(pretrain_steps=1500, finetune_steps=1500)
 evaluation = toy.evaluation(reference=L("dataset:rose")(num_points=4000, seed=1))
+report = dict(baseline="scratch")  # tools/toy_report.py and tools/report.py compare each arm with it, seed by seed

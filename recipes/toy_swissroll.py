@@ -37,3 +37,4 @@ data = dict(dataset=L("dataset:swissroll")(num_points=20_000, seed=0, noise=0.3)
 stages = toy.stages(num_coords=2, masked=1, pretrain_steps=1500, finetune_steps=1500, pretrain_batch=372)
 sweep = toy.sweep(pretrain_steps=1500, finetune_steps=1500)
 evaluation = toy.evaluation(reference=L("dataset:swissroll")(num_points=4000, seed=1, noise=0.3))
+report = dict(baseline="scratch")  # tools/toy_report.py and tools/report.py compare each arm with it, seed by seed

@@ -9,7 +9,11 @@ sliced Wasserstein-2 and MMD^2 (:mod:`mdreg.evaluation.formulas`), and write
 * ``<run>/scatter.png``: the data next to each stage's samples (Fig. 1: the pre-trained
   proxy p_phi_S covering the data, then the fine-tuned joint);
 * ``<output_root>/<recipe>/toy_report.json``: mean and std over seeds per (run, stage),
-  printed as a table.
+  printed as a table;
+* with a baseline (``--baseline ELEMENT``, else the recipe's ``report.baseline``): each element's
+  last stage against the baseline's, paired by seed (mean difference, 95% bootstrap interval,
+  paired t-test, Holm over the arms of each distance: :mod:`mdreg.reports.statistics`), printed
+  and written to ``<output_root>/<recipe>/toy_comparisons.json``.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ from pathlib import Path
 import torch
 
 from mdreg.config import instantiate
-from mdreg.errors import UserError
+from mdreg.errors import UserError, did_you_mean
 from mdreg.evaluation.toy import measure, stage_samples
+from mdreg.reports.statistics import holm, paired
 from mdreg.runs.plan import build_plans
 
 
@@ -55,7 +60,8 @@ def scatter(path: Path, reference: torch.Tensor, panels: dict[str, torch.Tensor]
     plt.close(fig)
 
 
-def report(recipe: str, overrides: list[str]) -> dict:
+def report(recipe: str, overrides: list[str], baseline: str | None = None) -> tuple[dict, list[dict]]:
+    """(the table, the comparisons with the baseline: [] without one)."""
     plans = build_plans(recipe, overrides)
     if plans[0].cfg.get("evaluation", {}).get("metric") != "toy":
         raise UserError(f"{recipe}: evaluation.metric is not 'toy'; tools/toy_report.py measures the toy recipes "
@@ -81,10 +87,36 @@ def report(recipe: str, overrides: list[str]) -> dict:
         if panels:
             scatter(plan.run_dir / "scatter.png", reference, panels, f"{plan.recipe_name} / {plan.run_name}")
     table = {element: {stage: _stats(rows) for stage, rows in stages.items()} for element, stages in summary.items()}
-    if plans:
-        out = plans[0].run_dir.parent / "toy_report.json"
-        out.write_text(json.dumps(table, indent=2))
-    return table
+    root = plans[0].run_dir.parent
+    (root / "toy_report.json").write_text(json.dumps(table, indent=2))
+    declared = (plans[0].cfg.get("report") or {}).get("baseline")
+    if not baseline and declared and declared not in table:  # a half-done sweep still gets its table
+        print(f"report.baseline {declared!r} is not measured yet: no comparisons")
+    baseline = baseline or (declared if declared in table else None)
+    comparisons = against_baseline(table, baseline) if baseline else []
+    if comparisons:
+        (root / "toy_comparisons.json").write_text(json.dumps(comparisons, indent=2))
+    return table, comparisons
+
+
+def against_baseline(table: dict, baseline: str) -> list[dict]:
+    """Each element's last stage minus the baseline's last stage, per distance, over their common
+    seeds (the end of training, where Fig. 1 compares); Holm's correction over the arms of a distance."""
+    if baseline not in table:
+        raise UserError(f"--baseline {baseline!r} is not a measured element{did_you_mean(baseline, list(table))} "
+                        f"(measured: {', '.join(table) or 'none'})")
+    last = {element: list(stages.values())[-1] for element, stages in table.items()}
+
+    def by_seed(element: str, distance: str) -> dict[int, float]:
+        return dict(zip(last[element]["seeds"], last[element][distance]["values"]))
+
+    rows = []
+    for distance in ("swd", "mmd"):
+        arms = [(e, paired(by_seed(e, distance), by_seed(baseline, distance))) for e in table if e != baseline]
+        for (element, result), p_holm in zip(arms, holm([r.p for _, r in arms])):
+            rows.append({"distance": distance, "arm": element, "baseline": baseline, "seeds": result.seeds,
+                         "diff": result.mean, "ci": result.ci, "t": result.t, "p": result.p, "p_holm": p_holm})
+    return rows
 
 
 def _stats(rows: list[dict]) -> dict:
@@ -106,3 +138,16 @@ def format_table(table: dict) -> str:
                          f"{s['mmd']['mean']:.4f} ± {s['mmd']['std']:.4f}"])
     return tabulate(rows, headers=["run", "stage", "seeds", "sliced W2 (mean ± std)", "MMD^2 (mean ± std)"],
                     disable_numparse=True)
+
+
+def format_comparisons(rows: list[dict]) -> str:
+    from tabulate import tabulate
+
+    def number(x, fmt=".4f"):
+        return "-" if x is None else format(x, fmt)
+
+    table = [[r["distance"], r["arm"], r["baseline"], len(r["seeds"]), number(r["diff"]),
+              "-" if r["ci"] is None else f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]", number(r["p"], ".3g"),
+              number(r["p_holm"], ".3g")] for r in rows]
+    return tabulate(table, headers=["distance", "arm", "baseline", "seeds", "arm - baseline", "95% CI", "p (paired t)",
+                                    "p (Holm)"], disable_numparse=True)

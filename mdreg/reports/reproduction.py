@@ -156,16 +156,16 @@ def in_recipe_order(plans: list[RunPlan]) -> list[RunPlan]:
     elements in the recipe's order, then seeds ascending (run names only break ties). A run whose
     recipe file is gone, or whose element the recipe no longer declares, comes after, by name."""
     recipes = {p.run_dir: str(read_meta(p.run_dir).get("recipe_path") or p.recipe) for p in plans}  # absolute
-    elements: dict[str, list[dict]] = {}
+    cells: dict[str, list[dict]] = {}  # each recipe's declared sweep elements' values, in order
     for recipe in dict.fromkeys(recipes.values()):
         try:
-            elements[recipe] = [e.values for e in declared(load_recipe(recipe))]
+            cells[recipe] = [e.values for e in declared(load_recipe(recipe))]
         except (UserError, OSError):
-            elements[recipe] = []
+            cells[recipe] = []
 
     def key(plan: RunPlan) -> tuple:
         shown = {k: str(v) for k, v in plan.sweep_values.items()}
-        known = elements[recipes[plan.run_dir]]
+        known = cells[recipes[plan.run_dir]]
         index = next((i for i, values in enumerate(known) if all(shown.get(k) == str(v) for k, v in values.items())),
                      len(known))
         seed = plan.sweep_values.get("train.seed", plan.cfg.train.get("seed", 0))

@@ -1,7 +1,7 @@
 """One benchmark case: build the stage's parts, feed random batches, time its train step.
 
 A train step is what the trainer does per optimizer step (:func:`mdreg.engine.step.train_step`): forward + backward + optimizer
-step (fused AdamW on CUDA), plus the EMA update unless ``ema=False`` (the official numbers
+step (fused AdamW on CUDA and the CPU), plus the EMA update unless ``ema=False`` (the official numbers
 we compare with exclude it). Images/s = global batch / median window time per step.
 Achieved TFLOP/s = images/s x 3 x forward FLOPs per image (fvcore MACs x 2; backward
 counted as 2 x forward); MFU = that over the measured matmul peak.

@@ -95,16 +95,18 @@ def test_ema_decay_every_and_start():
         assert float(ema.model.weight) == pytest.approx(expected), step
 
 
-def test_fused_adamw_only_on_cuda():
+def test_fused_adamw_on_cuda_and_cpu_unless_the_recipe_chose():
     adamw = functools.partial(torch.optim.AdamW, lr=1e-3)
     assert device_kwargs(adamw, torch.device("cuda", 0)) == {"fused": True}
     assert device_kwargs(functools.partial(torch.optim.Adam, lr=1e-3), torch.device("cuda")) == {"fused": True}
-    assert device_kwargs(adamw, torch.device("cpu")) == {}
+    assert device_kwargs(adamw, torch.device("cpu")) == {"fused": True}
+    assert device_kwargs(adamw, torch.device("mps")) == {}
     assert device_kwargs(functools.partial(torch.optim.AdamW, lr=1e-3, fused=False), torch.device("cuda")) == {}
     assert device_kwargs(functools.partial(torch.optim.AdamW, foreach=True), torch.device("cuda")) == {}
     assert device_kwargs(functools.partial(torch.optim.SGD, lr=0.1), torch.device("cuda")) == {}
     opt = build_optimizer(None, [torch.nn.Parameter(torch.zeros(2))], torch.device("cpu"))
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["lr"] == 1e-4
+    assert opt.param_groups[0]["fused"] is True
 
 
 def test_global_batch_must_split_over_world_and_accumulation(recipe_factory):

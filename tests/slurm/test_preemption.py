@@ -46,3 +46,24 @@ def test_usr2_checkpoints_requeues_and_resumes_to_the_same_weights(tmp_path, lau
                                                       b["optimizer"]["state"][0].values()))
     code, out = launch("--status", run)
     assert code == 0 and "REQUEUED" not in out.split("--")[0]
+
+
+def test_a_signal_after_the_last_step_ends_the_job_completed_not_requeued(tmp_path, launch):
+    """USR2 while the stage's final grid is drawn (after its last step and checkpoint): the work is
+    done, so the job ends COMPLETED in one attempt. It used to be requeued, and the requeued run
+    found nothing left to train (a CI failure of the time-limit test: 3 requeues, 2 resumes)."""
+    slow_final_grid = ["stages.pretrain.sample.num=256", "stages.pretrain.sample.sampler.steps=600"]  # ~7 s
+    code, _ = launch("recipes/quickstart.py", *TINY, "train.max_steps=3", f"train.output_root={tmp_path}",
+                     *slow_final_grid, "train.run_name=late", "--cluster", "slurm", *SMALL_JOB, "--stages", "pretrain")
+    assert code == 0
+    run = tmp_path / "quickstart" / "late"
+    (job,) = recorded_jobs(run)
+    preempt_when(run / "pretrain", job["job_id"], step=3)
+    wait_ended([job["job_id"]])
+
+    attempts = [a["State"] for a in sacct(job["job_id"], duplicates=True)]
+    err = (run / "slurm" / f"pretrain.{job['job_id']}.err").read_text()
+    assert attempts == ["COMPLETED"], (attempts, err[-2000:])
+    assert "caught SIGUSR2 after the last step: the stages are done, nothing to requeue" in err
+    events = [json.loads(line).get("event") for line in (run / "pretrain" / "metrics.jsonl").read_text().splitlines()]
+    assert "stopped" not in events and "resume" not in events and events[-1] == "end", events

@@ -14,7 +14,10 @@ EMA, optimizer, scaler, RNG, step) atomically; ``fit()`` returns. Then :meth:`re
 calls submitit's own handler, which does what it always does: ``StageJob.checkpoint()``
 (the same job again: it holds no state, the trainer resumes from its checkpoint),
 ``scontrol requeue``, exit. The requeued run sees ``SLURM_RESTART_COUNT`` >= 1 and its
-final weights equal an uninterrupted run's.
+final weights equal an uninterrupted run's. A signal that lands after the last step (during
+the final checkpoint, grid or metric, or on the way out) finds the work done:
+:meth:`StopAtStepBoundary.finished` keeps submitit's handler out, so the job ends
+``COMPLETED`` instead of being requeued to find nothing left to train.
 
 Facts this relies on (submitit 1.5):
 
@@ -56,6 +59,7 @@ class StopAtStepBoundary:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.trainer = None
+        self.done = False
         self._signal = preemption_signal()
         self._submitit_handler = None
 
@@ -65,14 +69,29 @@ class StopAtStepBoundary:
         return self
 
     def __exit__(self, *exc) -> None:
-        signal.signal(self._signal, self._submitit_handler)
+        if not self.done:  # finished: a late signal must not reach submitit's requeue
+            signal.signal(self._signal, self._submitit_handler)
 
     def _on_signal(self, signum: int, frame) -> None:
         # signal handler: set flags only (os.write is safe here, print is not)
+        if self.done:
+            os.write(2, self._too_late(signum).encode())
+            return
         self.signum = signum
         os.write(2, f"mdreg: caught {signal.Signals(signum).name}: stopping at the next step boundary\n".encode())
         if self.trainer is not None:
             self.trainer.request_stop()
+
+    @staticmethod
+    def _too_late(signum: int) -> str:
+        return f"mdreg: caught {signal.Signals(signum).name} after the last step: the stages are done, nothing to requeue\n"
+
+    def finished(self) -> None:
+        """Every stage reached its last step: a signal that came during the final checkpoint,
+        grid or metric, or comes from now on, is reported and requeues nothing."""
+        self.done = True
+        if self.signum is not None:
+            os.write(2, self._too_late(self.signum).encode())
 
     @property
     def requested(self) -> bool:

@@ -64,6 +64,7 @@ class StageJob(submitit.helpers.Checkpointable):
         print(f"mdreg: {self.run_dir} stages {', '.join(self.stages)}: {describe_task(env)}", flush=True)
         with StopAtStepBoundary() as stop:
             results = run_stages(plan, env, self.stages, job_id=slurm_job_id(), stop=stop)
-            if stop.requested or not all(r["complete"] for r in results.values()):
+            if not all(r["complete"] for r in results.values()):  # stopped by a signal (or the ranks' vote)
                 stop.requeue()
+            stop.finished()  # a signal that came after the last step (final grid, metric) requeues nothing
         return results

@@ -19,7 +19,7 @@ score (shape-FID ~290) took 7 s of a 2-minute budget to say that it is not a gen
 What to expect, measured (docs/evidence.md, "The quickstart"): the final grid shows one object
 per cell in the data's colours and sizes, blocky at the model's 4-pixel patch scale, often on a
 background tinted towards the object's colour; few outlines are recognisable. Shape-FID
-~150-180 (real-vs-real floor 6.4), ~70% of samples confidently classified. That is what 7.2
+~150-190 (183.1 at seed 0; real-vs-real floor 6.5), ~70% of samples confidently classified. That is what 7.2
 TFLOPs buy this architecture: trained on one GPU for 20k fine-tuning steps, this patch-4 model
 plateaus at shape-FID ~100 after 5k steps (lr schedule and EMA do not move it); with patch 2
 (64 tokens) it reaches 32 after 15k steps, 60x this run's FLOPs (``--estimate``). Settings
